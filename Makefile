@@ -1,0 +1,55 @@
+# The front door. `make demo` and `make test` each set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED_DATA ?= ../shared/data
+DATA_DIR ?= data
+export DSVDD_CACHE_DIR ?= $(CURDIR)/.cache/dsvdd_repro
+
+# CIFAR-10: the offline JPEG copy when this machine has it, else torchvision's download.
+ifneq ($(wildcard $(SHARED_DATA)/cifar10-jpeg.tar.gz),)
+CIFAR10_ROOT ?= $(DATA_DIR)/cifar10-jpeg
+CIFAR10_DOWNLOAD ?= false
+else
+CIFAR10_ROOT ?= $(DATA_DIR)/cifar10
+CIFAR10_DOWNLOAD ?= true
+endif
+
+DEMO_ARGS ?= setup=one_vs_all setup.normal_class=3 model.bias=true model.weights=none trainer.epochs=2 seed=0
+
+.PHONY: install data demo test test-fast lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev,slurm]'
+	touch $@
+
+data: $(CIFAR10_ROOT)/.extracted
+
+$(DATA_DIR)/cifar10-jpeg/.extracted:
+	mkdir -p $(DATA_DIR)
+	tar xzf $(SHARED_DATA)/cifar10-jpeg.tar.gz -C $(DATA_DIR)
+	touch $@
+
+$(DATA_DIR)/cifar10/.extracted:
+	mkdir -p $(DATA_DIR)/cifar10
+	touch $@
+
+## One real CIFAR-10 run (one-vs-all, normal class cat, 2 epochs, full splits), ~2-3 min on 2 cores.
+demo: install data
+	$(PY) -m dsvdd_repro.train dataset=cifar10 dataset.root=$(CIFAR10_ROOT) dataset.download=$(CIFAR10_DOWNLOAD) $(DEMO_ARGS)
+
+## The whole test suite (slow end-to-end tests included).
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(PY) -m ruff check dsvdd_repro tests scripts
+
+clean:
+	rm -rf runs outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,306 @@
+"""Structured configs (the schema behind `conf/`) and the value checks that run before any work.
+
+Hydra merges every YAML file of `conf/` into these dataclasses, so an unknown key or a value of the
+wrong type is refused by Hydra itself. `validate` adds the range and consistency checks that types
+cannot express; each failure is one `ConfigError` line naming the key, the bad value and what is
+allowed (contract C1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+DATASETS = ("cifar10", "fake")
+SETUPS = ("one_vs_all", "alteration")
+ANOMALIES = ("block_perm", "strokes")
+METHODS = ("dsvdd",)
+MODELS = ("resnet18",)
+POOLINGS = ("max", "none")
+OBJECTIVES = ("one_class", "soft_boundary")
+REGULARIZERS = ("none",)
+WEIGHTINGS = ("adaptive", "fixed")
+OPTIMIZERS = ("adam",)
+DEVICES = ("auto", "cpu", "cuda")
+SPLITS = ("train", "val", "test")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be run; the message is one line for the user."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"invalid config: {key}={value!r} ({allowed})")
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    root: str | None = None
+    download: bool = False
+    image_size: int = 32
+    cache_dir: str | None = None
+    # only for the generated `fake` dataset
+    n_classes: int = 3
+    n_train_per_class: int = 40
+    n_test_per_class: int = 20
+
+
+@dataclass
+class SetupConfig:
+    name: str = MISSING
+    normal_class: int = 0
+    # one_vs_all: share of the normal class's train images used for training (rest -> validation)
+    train_fraction: float = 0.8
+    # alteration: share of the pooled train set moved to validation
+    val_fraction: float = 0.2
+
+
+@dataclass
+class AnomalySplitOverride:
+    """Per-split anomaly settings; a key left null takes the group's own value."""
+
+    name: str | None = None
+    n: int | None = None
+    thickness: int | None = None
+
+
+@dataclass
+class AnomalyConfig:
+    name: str = "strokes"
+    n: int = 2
+    thickness: int = 5
+    # Table VI trains, validates and tests on different anomaly types, e.g.
+    # anomaly.train.name=block_perm anomaly.train.n=8 anomaly.test.thickness=5
+    train: AnomalySplitOverride = field(default_factory=AnomalySplitOverride)
+    val: AnomalySplitOverride = field(default_factory=AnomalySplitOverride)
+    test: AnomalySplitOverride = field(default_factory=AnomalySplitOverride)
+
+
+@dataclass
+class MethodConfig:
+    name: str = "dsvdd"
+    # |c_j| < center_eps is pushed to +-center_eps (Ruff et al.'s reference implementation)
+    center_eps: float = 0.1
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet18"
+    bias: bool = True
+    pooling: str = "max"
+    weights: str = "imagenet"
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = "one_class"
+    nu: float = 0.1
+    eta: float = 1.0
+
+
+@dataclass
+class RegularizerConfig:
+    name: str = "none"
+    k: int = 5
+    d0: float = 0.1
+    r: int = 3
+    weighting: str = "adaptive"
+    alpha: float = 0.9
+    beta: float = 0.5
+    c0: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    backbone_lr_factor: float = 0.1
+    weight_decay: float = 5e-4
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 30
+    batch_size: int = 50
+    eval_batch_size: int = 500
+    device: str = "auto"
+    num_threads: int | None = None
+    # an epoch counts as collapsed when the validation features' variance falls below
+    # collapse_ratio x their variance at initialisation (see dsvdd_repro/evaluation.py)
+    collapse_ratio: float = 1e-3
+    progress: bool = True
+
+
+@dataclass
+class ProfileConfig:
+    name: str = "paper"
+    # seeded subsampling of the splits (None = the protocol's full split)
+    max_train: int | None = None
+    max_val: int | None = None
+    max_test: int | None = None
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    setup: SetupConfig = field(default_factory=SetupConfig)
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    seed: int = 0
+
+
+def register_configs() -> None:
+    """Make the schema known to Hydra as `base_config` (first entry of conf/config.yaml's defaults)."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+register_configs()
+
+
+def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(key, value, "allowed: " + ", ".join(allowed))
+
+
+def _in_range(key: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    below = value <= low if low_open else value < low
+    if below or value > high:
+        raise ConfigError(key, value, f"must be in {'(' if low_open else '['}{low}, {high}]")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(key, value, "must be > 0")
+
+
+def split_anomaly(cfg: DictConfig, split: str) -> dict:
+    """The anomaly spec a split uses: each per-split key that is set, else the group's own key."""
+    override = cfg.anomaly[split]
+    spec = {key: cfg.anomaly[key] if override[key] is None else override[key] for key in ("name", "n", "thickness")}
+    return {"name": spec["name"], "n": int(spec["n"]), "thickness": int(spec["thickness"])}
+
+
+def _validate_anomaly(cfg: DictConfig, split: str) -> None:
+    spec = split_anomaly(cfg, split)
+    override = cfg.anomaly[split]
+
+    def key(name: str) -> str:
+        return f"anomaly.{split}.{name}" if override[name] is not None else f"anomaly.{name}"
+
+    _one_of(key("name"), spec["name"], ANOMALIES)
+    size = int(cfg.dataset.image_size)
+    if spec["name"] == "block_perm":
+        if spec["n"] < 2:
+            raise ConfigError(key("n"), spec["n"], "blocks per side must be >= 2")
+        if size % spec["n"]:
+            divisors = [d for d in range(2, size + 1) if size % d == 0]
+            raise ConfigError(key("n"), spec["n"], f"must divide dataset.image_size={size}; allowed: {divisors}")
+    elif spec["thickness"] < 1:
+        raise ConfigError(key("thickness"), spec["thickness"], "stroke thickness in pixels must be >= 1")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every value that types alone cannot; raise ConfigError on the first bad one."""
+    _one_of("dataset", cfg.dataset.name, DATASETS)
+    _positive("dataset.image_size", cfg.dataset.image_size)
+    _one_of("setup", cfg.setup.name, SETUPS)
+    _one_of("method", cfg.method.name, METHODS)
+    _one_of("model", cfg.model.name, MODELS)
+    _one_of("model.pooling", cfg.model.pooling, POOLINGS)
+    _one_of("objective", cfg.objective.name, OBJECTIVES)
+    _in_range("objective.nu", cfg.objective.nu, 0.0, 1.0, low_open=True)
+    if cfg.objective.eta <= 0:
+        raise ConfigError("objective.eta", cfg.objective.eta, "must be > 0")
+    _one_of("regularizer", cfg.regularizer.name, REGULARIZERS)
+    if cfg.regularizer.k < 1:
+        raise ConfigError("regularizer.k", cfg.regularizer.k, "number of random-label tasks must be >= 1")
+    _positive("regularizer.d0", cfg.regularizer.d0)
+    if cfg.regularizer.r < 1:
+        raise ConfigError("regularizer.r", cfg.regularizer.r, "epochs between threshold steps must be >= 1")
+    _one_of("regularizer.weighting", cfg.regularizer.weighting, WEIGHTINGS)
+    _in_range("regularizer.alpha", cfg.regularizer.alpha, 0.0, 1.0)
+    _in_range("regularizer.beta", cfg.regularizer.beta, 0.0, 1.0)
+    _one_of("optim", cfg.optim.name, OPTIMIZERS)
+    _positive("optim.lr", cfg.optim.lr)
+    _positive("optim.backbone_lr_factor", cfg.optim.backbone_lr_factor)
+    if cfg.optim.weight_decay < 0:
+        raise ConfigError("optim.weight_decay", cfg.optim.weight_decay, "must be >= 0")
+    if cfg.trainer.epochs < 1:
+        raise ConfigError("trainer.epochs", cfg.trainer.epochs, "must be >= 1")
+    if cfg.trainer.batch_size < 2:
+        raise ConfigError("trainer.batch_size", cfg.trainer.batch_size, "must be >= 2 (batch statistics)")
+    _positive("trainer.eval_batch_size", cfg.trainer.eval_batch_size)
+    _one_of("trainer.device", cfg.trainer.device, DEVICES)
+    _in_range("trainer.collapse_ratio", cfg.trainer.collapse_ratio, 0.0, 1.0, low_open=True)
+    _in_range("setup.train_fraction", cfg.setup.train_fraction, 0.0, 1.0, low_open=True)
+    _in_range("setup.val_fraction", cfg.setup.val_fraction, 0.0, 1.0, low_open=True)
+    if cfg.setup.name == "alteration":
+        for split in SPLITS:
+            _validate_anomaly(cfg, split)
+    for key in ("max_train", "max_val", "max_test"):
+        value = cfg.profile[key]
+        if value is not None and value < 2:
+            raise ConfigError(f"profile.{key}", value, "must be null or >= 2")
+
+
+def run_axes(cfg: DictConfig) -> dict:
+    """The experimental axes of a run, as recorded in metrics.json (contract C2)."""
+    alteration = cfg.setup.name == "alteration"
+    return {
+        "method": cfg.method.name,
+        "variant": variant_name(cfg),
+        "dataset": cfg.dataset.name,
+        "setup": cfg.setup.name,
+        "normal_class": None if alteration else int(cfg.setup.normal_class),
+        "anomaly": {s: split_anomaly(cfg, s) for s in SPLITS} if alteration else None,
+        "objective": cfg.objective.name,
+        "nu": float(cfg.objective.nu) if cfg.objective.name == "soft_boundary" else None,
+        "regularizer": cfg.regularizer.name,
+        "bias": bool(cfg.model.bias),
+        "pooling": cfg.model.pooling,
+        "weights": cfg.model.weights,
+        "lr": float(cfg.optim.lr),
+        "backbone_lr_factor": float(cfg.optim.backbone_lr_factor),
+        "image_size": int(cfg.dataset.image_size),
+        "epochs": int(cfg.trainer.epochs),
+        "seed": int(cfg.seed),
+        "profile": cfg.profile.name,
+    }
+
+
+def variant_name(cfg: DictConfig) -> str:
+    """The paper's table row this configuration belongs to."""
+    if not cfg.model.bias:
+        return "dsvdd" if cfg.regularizer.name == "none" else f"dsvdd_nobias_{cfg.regularizer.name}"
+    return {"none": "dsvdd_bias", "noise": "dsvdd_bias_noise", "variance": "dsvdd_bias_var"}[cfg.regularizer.name]
+
+
+# Keys that change where or how fast a run executes but not its result: left out of the run's
+# identity so that moving the data or switching the device does not re-run finished work.
+NON_SEMANTIC_KEYS = (
+    "dataset.root",
+    "dataset.download",
+    "dataset.cache_dir",
+    "trainer.device",
+    "trainer.num_threads",
+    "trainer.progress",
+    "trainer.eval_batch_size",
+)
+
+
+def semantic_config(cfg: DictConfig) -> dict:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    for dotted in NON_SEMANTIC_KEYS:
+        group, key = dotted.split(".")
+        container.get(group, {}).pop(key, None)
+    return container

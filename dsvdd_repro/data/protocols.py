@@ -1,0 +1,206 @@
+"""The paper's experimental protocols (Section V-A): natural images -> train / val / test splits.
+
+- `one_vs_all`: one class is normal. A seeded 80% of its train images form the training set, every
+  other train image (the remaining 20% of the normal class and all other classes) the validation
+  set, and the official test set the test set. Label 1 = any class but the normal one.
+- `alteration`: all classes pooled as normal. A seeded 20% of the train set is moved to validation,
+  the rest trains. Every validation and test image gets one anomalous counterpart made by the
+  split's anomaly generator, so validation and test are half normal, half anomalous
+  (CIFAR-10: 40,000 / 20,000 / 20,000).
+
+A split never copies images: it indexes the decoded natural images and stores only the altered
+counterparts, which are generated once per run, deterministically per (seed, split, natural image
+index), so every method sees the same anomalies for the same seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .anomalies import AnomalyGenerator, make_generator
+from .images import NaturalImages
+
+# Seed-stream tags, so the split permutation and subsampling draw independent random numbers.
+_SPLIT_STREAM, _SUBSAMPLE_STREAM = 1, 2
+_GENERATION_BATCH = 500
+
+
+@dataclass
+class SplitData:
+    """One split: rows index `pool` (natural images) and, for altered rows, `altered_images`.
+
+    labels: 0 normal, 1 anomaly. semi_targets: 0 unlabeled, +1 labeled normal, -1 labeled anomaly.
+    keys: the natural image index each row derives from (the anomaly generator's sample key).
+    """
+
+    name: str
+    pool: torch.Tensor
+    keys: np.ndarray
+    labels: np.ndarray
+    altered_slot: np.ndarray  # row -> index into altered_images, -1 for natural rows
+    altered_images: torch.Tensor
+    semi_targets: np.ndarray = None  # type: ignore[assignment]
+    anomaly: dict | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.semi_targets is None:
+            self.semi_targets = np.zeros(len(self.keys), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def batch(self, rows: np.ndarray) -> torch.Tensor:
+        """uint8 images [len(rows), 3, H, W] for the given row positions."""
+        rows = np.asarray(rows)
+        images = self.pool[torch.from_numpy(self.keys[rows])]
+        slots = self.altered_slot[rows]
+        altered = slots >= 0
+        if altered.any():
+            images[torch.from_numpy(np.flatnonzero(altered))] = self.altered_images[torch.from_numpy(slots[altered])]
+        return images
+
+    def iter_batches(self, batch_size: int, order: np.ndarray | None = None):
+        order = np.arange(len(self)) if order is None else order
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            yield rows, self.batch(rows)
+
+
+@dataclass
+class ProtocolSplits:
+    train: SplitData
+    val: SplitData
+    test: SplitData
+
+    def sizes(self) -> dict:
+        return {
+            split.name: {"n": len(split), "n_anomalous": int(split.labels.sum())}
+            for split in (self.train, self.val, self.test)
+        }
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream])
+
+
+def _natural_split(name: str, pool: torch.Tensor, keys: np.ndarray, labels: np.ndarray) -> SplitData:
+    empty = torch.empty((0, *pool.shape[1:]), dtype=torch.uint8)
+    return SplitData(
+        name=name,
+        pool=pool,
+        keys=np.asarray(keys, dtype=np.int64),
+        labels=np.asarray(labels, dtype=np.int64),
+        altered_slot=np.full(len(keys), -1, dtype=np.int64),
+        altered_images=empty,
+    )
+
+
+def generate_anomalies(
+    pool: torch.Tensor, keys: np.ndarray, generator: AnomalyGenerator, seed: int, split: str, progress: bool = True
+) -> torch.Tensor:
+    """The altered counterparts of pool[keys], generated in batches (deterministic per key)."""
+    out = torch.empty((len(keys), *pool.shape[1:]), dtype=torch.uint8)
+    starts = range(0, len(keys), _GENERATION_BATCH)
+    for start in tqdm(starts, desc=f"{split} anomalies ({generator.name})", disable=not progress, leave=False):
+        chunk = keys[start : start + _GENERATION_BATCH]
+        out[start : start + len(chunk)] = generator(pool[torch.from_numpy(chunk)], chunk, seed=seed, split=split)
+    return out
+
+
+def _paired_split(
+    name: str, pool: torch.Tensor, keys: np.ndarray, spec: dict, seed: int, progress: bool
+) -> SplitData:
+    """Each natural image followed (as a block) by its one anomalous counterpart."""
+    generator = make_generator(spec["name"], **({"n": spec["n"]} if spec["name"] == "block_perm" else {"thickness": spec["thickness"]}))
+    keys = np.asarray(keys, dtype=np.int64)
+    n = len(keys)
+    return SplitData(
+        name=name,
+        pool=pool,
+        keys=np.concatenate([keys, keys]),
+        labels=np.concatenate([np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)]),
+        altered_slot=np.concatenate([np.full(n, -1, dtype=np.int64), np.arange(n, dtype=np.int64)]),
+        altered_images=generate_anomalies(pool, keys, generator, seed, name, progress),
+        anomaly=generator.describe(),
+    )
+
+
+def _subsample(keys: np.ndarray, labels: np.ndarray, limit: int | None, rng: np.random.Generator):
+    """A seeded subsample of at most `limit` rows, stratified by label (both classes kept)."""
+    if limit is None or len(keys) <= limit:
+        return keys, labels
+    chosen = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        share = max(1, round(limit * len(members) / len(labels)))
+        chosen.append(rng.choice(members, size=min(share, len(members)), replace=False))
+    rows = np.sort(np.concatenate(chosen))
+    return keys[rows], labels[rows]
+
+
+def one_vs_all(
+    images: NaturalImages,
+    normal_class: int,
+    seed: int,
+    train_fraction: float = 0.8,
+    limits: dict | None = None,
+) -> ProtocolSplits:
+    n_classes = len(images.class_names)
+    if not 0 <= normal_class < n_classes:
+        raise ValueError(
+            f"setup.normal_class={normal_class} is not a class of {images.name} (allowed: 0..{n_classes - 1})"
+        )
+    limits = limits or {}
+    train_labels = images.train_labels.numpy()
+    normal = np.flatnonzero(train_labels == normal_class)
+    normal = _rng(seed, _SPLIT_STREAM).permutation(normal)
+    n_train = int(round(train_fraction * len(normal)))
+    train_keys = np.sort(normal[:n_train])
+    val_keys = np.setdiff1d(np.arange(len(train_labels)), train_keys)
+    val_labels = (train_labels[val_keys] != normal_class).astype(np.int64)
+    test_keys = np.arange(len(images.test_labels))
+    test_labels = (images.test_labels.numpy() != normal_class).astype(np.int64)
+
+    rng = _rng(seed, _SUBSAMPLE_STREAM)
+    train_keys, _ = _subsample(train_keys, np.zeros(len(train_keys), dtype=np.int64), limits.get("max_train"), rng)
+    val_keys, val_labels = _subsample(val_keys, val_labels, limits.get("max_val"), rng)
+    test_keys, test_labels = _subsample(test_keys, test_labels, limits.get("max_test"), rng)
+    return ProtocolSplits(
+        train=_natural_split("train", images.train_images, train_keys, np.zeros(len(train_keys))),
+        val=_natural_split("val", images.train_images, val_keys, val_labels),
+        test=_natural_split("test", images.test_images, test_keys, test_labels),
+    )
+
+
+def alteration(
+    images: NaturalImages,
+    anomaly_specs: dict[str, dict],
+    seed: int,
+    val_fraction: float = 0.2,
+    limits: dict | None = None,
+    progress: bool = True,
+) -> ProtocolSplits:
+    """`anomaly_specs[split]` = {"name", "n", "thickness"} for "val" and "test"."""
+    limits = limits or {}
+    n_train_pool = len(images.train_labels)
+    order = _rng(seed, _SPLIT_STREAM).permutation(n_train_pool)
+    n_val = int(round(val_fraction * n_train_pool))
+    val_keys, train_keys = np.sort(order[:n_val]), np.sort(order[n_val:])
+    test_keys = np.arange(len(images.test_labels))
+
+    rng = _rng(seed, _SUBSAMPLE_STREAM)
+    # Limits count rows; val and test rows come in natural/altered pairs, so halve them.
+    half = {key: None if value is None else max(1, value // 2) for key, value in limits.items()}
+    train_keys, _ = _subsample(train_keys, np.zeros(len(train_keys), dtype=np.int64), limits.get("max_train"), rng)
+    val_keys, _ = _subsample(val_keys, np.zeros(len(val_keys), dtype=np.int64), half.get("max_val"), rng)
+    test_keys, _ = _subsample(test_keys, np.zeros(len(test_keys), dtype=np.int64), half.get("max_test"), rng)
+    return ProtocolSplits(
+        train=_natural_split("train", images.train_images, train_keys, np.zeros(len(train_keys))),
+        val=_paired_split("val", images.train_images, val_keys, anomaly_specs["val"], seed, progress),
+        test=_paired_split("test", images.test_images, test_keys, anomaly_specs["test"], seed, progress),
+    )

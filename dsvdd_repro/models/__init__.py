@@ -1,0 +1,1 @@
+"""Feature extractors phi (the networks whose outputs deep SVDD pulls toward c)."""

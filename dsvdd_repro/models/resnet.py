@@ -1,0 +1,77 @@
+"""ResNet-18 feature extractor phi: uint8 images in, one feature vector per image out.
+
+Choices the paper leaves open, and ours:
+- "ResNet-18 with max-pooling layer" / Figure 2's "without the pooling layer": we read the pooling
+  layer as the global pooling after the last residual stage. `pooling=max` replaces torchvision's
+  global average pooling by global max pooling (512 features); `pooling=none` flattens the last
+  feature map (512 x h x w features; at 32 px the map is 1 x 1, so both give 512 features).
+  The classifier `fc` is removed.
+- `bias=False` imposes the standard deep SVDD constraints (Ruff et al. 2018): ResNet-18's
+  convolutions already have no bias, and every batch-norm shift (beta) is set to zero and frozen.
+  Batch-norm's scale (gamma) stays trainable and its mean/variance normalisation stays, as in Ruff
+  et al.'s reference implementation (batch norm with affine=False). `bias=True` keeps every beta
+  trainable (the collapse-prone "D. SVDD w/ bias").
+- Inputs are scaled to [0, 1] and normalised with ImageNet's mean and std inside the module, so
+  data stays uint8 until the batch reaches the device.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import resnet18
+
+from .weights import load_backbone_weights
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ResNet18Features(nn.Module):
+    def __init__(self, pooling: str = "max", bias: bool = True, weights: str = "none"):
+        super().__init__()
+        if pooling not in ("max", "none"):
+            raise ValueError(f"model.pooling={pooling!r}; allowed: max, none")
+        net = resnet18(weights=None)
+        self.weights_info = load_backbone_weights(net, weights)
+        self.body = nn.Sequential(
+            net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
+        )
+        self.pool = nn.AdaptiveMaxPool2d(1) if pooling == "max" else nn.Identity()
+        self.pooling, self.bias = pooling, bias
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0, persistent=False)
+        if not bias:
+            remove_bias_terms(self)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images: uint8 (or float in [0, 255]) [B, 3, H, W] -> features float [B, p]."""
+        x = (images.float() - self.mean) / self.std
+        return torch.flatten(self.pool(self.body(x)), 1)
+
+    def feature_dim(self, image_size: int) -> int:
+        with torch.no_grad():
+            was_training = self.training
+            self.eval()
+            dim = self(torch.zeros(1, 3, image_size, image_size, device=self.mean.device)).shape[1]
+            self.train(was_training)
+        return int(dim)
+
+
+def remove_bias_terms(module: nn.Module) -> list[str]:
+    """Zero and freeze every additive bias (conv/linear bias, batch-norm beta); return their names."""
+    removed = []
+    for name, child in module.named_modules():
+        bias = getattr(child, "bias", None)
+        if isinstance(bias, nn.Parameter):
+            with torch.no_grad():
+                bias.zero_()
+            bias.requires_grad_(False)
+            removed.append(f"{name}.bias")
+    return removed
+
+
+def build_model(name: str, pooling: str, bias: bool, weights: str) -> ResNet18Features:
+    if name != "resnet18":
+        raise ValueError(f"model={name!r}; allowed: resnet18")
+    return ResNet18Features(pooling=pooling, bias=bias, weights=weights)

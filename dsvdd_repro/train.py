@@ -1,0 +1,167 @@
+"""The single entrypoint: `python -m dsvdd_repro.train [overrides]` (also `dsvdd-train`).
+
+One run = one Hydra job = one cell-sample of a paper table (contracts C1, C2 in the README):
+compose + validate the config -> natural images -> protocol splits and anomalies -> fit on
+train/val -> score test -> metrics.json + scores.npz in the run folder. A folder whose
+metrics.json says `done` for the same configuration is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from .config import ConfigError, run_axes, semantic_config, split_anomaly, validate
+from .data import protocols
+from .data.errors import DatasetRootError
+from .data.registry import load_natural_images
+from .evaluation import auroc
+from .io import METRICS_FILE, SCORES_FILE, config_hash, provenance, read_metrics, write_json, write_scores
+from .methods.deep_svdd.trainer import DeepSVDD, DeepSVDDSettings
+from .models.resnet import build_model
+from .models.weights import WeightsError
+
+log = logging.getLogger("dsvdd_repro")
+
+# Bad input: reported in one line, exit code 2, and no metrics.json is written.
+INPUT_ERRORS = (ConfigError, DatasetRootError, WeightsError)
+
+
+class RunDirError(ValueError):
+    """The run folder already holds a finished run of another configuration."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device", name, "no CUDA device is available here; use auto or cpu")
+    return torch.device(name)
+
+
+def build_splits(cfg: DictConfig, images) -> protocols.ProtocolSplits:
+    limits = {key: cfg.profile[key] for key in ("max_train", "max_val", "max_test")}
+    if cfg.setup.name == "one_vs_all":
+        return protocols.one_vs_all(images, cfg.setup.normal_class, cfg.seed, cfg.setup.train_fraction, limits)
+    specs = {split: split_anomaly(cfg, split) for split in ("train", "val", "test")}
+    return protocols.alteration(images, specs, cfg.seed, cfg.setup.val_fraction, limits, cfg.trainer.progress)
+
+
+def build_detector(cfg: DictConfig, device: torch.device) -> DeepSVDD:
+    net = build_model(cfg.model.name, cfg.model.pooling, cfg.model.bias, cfg.model.weights)
+    settings = DeepSVDDSettings(
+        objective=cfg.objective.name,
+        nu=cfg.objective.nu,
+        eta=cfg.objective.eta,
+        center_eps=cfg.method.center_eps,
+        lr=cfg.optim.lr,
+        backbone_lr_factor=cfg.optim.backbone_lr_factor,
+        weight_decay=cfg.optim.weight_decay,
+        epochs=cfg.trainer.epochs,
+        batch_size=cfg.trainer.batch_size,
+        eval_batch_size=cfg.trainer.eval_batch_size,
+        collapse_ratio=cfg.trainer.collapse_ratio,
+        seed=cfg.seed,
+        progress=cfg.trainer.progress,
+    )
+    return DeepSVDD(net, settings, device)
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict:
+    """Execute one run into `run_dir`; return its metrics (the existing ones if already done)."""
+    validate(cfg)
+    run_dir = Path(run_dir)
+    identity = config_hash(semantic_config(cfg))
+    existing = read_metrics(run_dir)
+    if existing and existing.get("status") == "done":
+        if existing.get("config_hash") != identity:
+            raise RunDirError(
+                f"{run_dir / METRICS_FILE} is a finished run of a different configuration "
+                f"(config_hash {existing.get('config_hash')} != {identity}); choose another hydra.run.dir"
+            )
+        log.info("already done, skipping: %s (test AUC %.4f)", run_dir, existing.get("test_auc", float("nan")))
+        return existing
+
+    start = time.perf_counter()
+    seed_everything(cfg.seed)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    device = resolve_device(cfg.trainer.device)
+    images = load_natural_images(cfg.dataset)
+    splits = build_splits(cfg, images)
+    log.info("splits: %s", splits.sizes())
+    detector = build_detector(cfg, device)  # loads weights: fails here, before training, if missing
+
+    metrics = {
+        "status": "running",
+        **run_axes(cfg),
+        "config_hash": identity,
+        "data": {"source": images.source, "splits": splits.sizes()},
+        "model": {"weights_used": detector.net.weights_info, "feature_dim": detector.net.feature_dim(images.image_size)},
+    }
+    try:
+        summary = detector.fit(splits.train, splits.val)
+        scores = detector.score(splits.test)
+        test_auc = auroc(splits.test.labels, scores)
+        write_scores(
+            run_dir / SCORES_FILE,
+            score=scores,
+            label=splits.test.labels,
+            index=splits.test.keys,
+            altered=splits.test.altered_slot >= 0,
+        )
+        metrics.update(
+            status="done",
+            test_auc=test_auc,
+            val_auc=summary["val_auc"],
+            best_epoch=summary["best_epoch"],
+            collapsed=summary["collapsed"],
+            collapse_epoch=summary["collapse_epoch"],
+            radius=summary["radius"],
+            center_norm=summary["center_norm"],
+            initial_feature_var=summary["initial_feature_var"],
+            history=summary["history"],
+        )
+    except Exception as error:
+        metrics.update(status="failed", error=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        metrics["seconds"] = time.perf_counter() - start
+        metrics["provenance"] = provenance(device)
+        if metrics["status"] != "running":
+            write_json(run_dir / METRICS_FILE, metrics)
+    log.info("done: test AUC %.4f (best epoch %s, val AUC %.4f) in %.1fs -> %s",
+             test_auc, summary["best_epoch"], summary["val_auc"], metrics["seconds"], run_dir)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    try:
+        metrics = run(cfg, run_dir)
+    except (*INPUT_ERRORS, RunDirError) as error:
+        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    return metrics.get("test_auc")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""The command line and run directory contracts (C1, C2): outputs, skip-if-done, re-run after a
+kill or a failure, and bad input that fails before any work."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from dsvdd_repro import train
+from dsvdd_repro.config import ConfigError, split_anomaly
+from dsvdd_repro.data.errors import DatasetRootError
+from tests.conftest import ROOT, TINY, compose_config, run_cli
+
+C2_KEYS = {
+    "status", "method", "variant", "dataset", "setup", "normal_class", "anomaly", "objective", "regularizer",
+    "bias", "pooling", "weights", "lr", "seed", "profile", "test_auc", "val_auc", "best_epoch", "collapsed",
+    "history", "seconds", "provenance",
+}
+HISTORY_KEYS = {"epoch", "loss_svdd", "loss_reg", "reg_weight", "feature_var", "val_auc"}
+
+
+def test_cli_run_writes_c2_outputs_and_skips_when_done(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "setup=alteration", "anomaly=block_perm", "anomaly.n=4", f"hydra.run.dir={run_dir}"]
+    first = run_cli(args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert C2_KEYS <= set(metrics)
+    assert metrics["status"] == "done" and metrics["variant"] == "dsvdd_bias"
+    assert metrics["anomaly"]["test"] == {"name": "block_perm", "n": 4, "thickness": 5}
+    assert len(metrics["history"]) == 2 and HISTORY_KEYS <= set(metrics["history"][0])
+    assert metrics["provenance"]["packages"]["torch"]
+    scores = np.load(run_dir / "scores.npz")
+    assert scores["score"].shape == scores["label"].shape == (60,)  # 30 test images + 30 altered
+    assert scores["label"].sum() == 30 and np.std(scores["score"]) > 0
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+
+    stamp = (run_dir / "metrics.json").stat().st_mtime_ns
+    second = run_cli(args)
+    assert second.returncode == 0
+    assert "already done, skipping" in second.stdout + second.stderr
+    assert (run_dir / "metrics.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_done_and_runs_again(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [*TINY, "trainer.epochs=40", f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dsvdd_repro.train", *args], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    log = run_dir / "train.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and "epoch 1/40" in log.read_text()):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert "epoch 1/40" in log.read_text()
+    assert not (run_dir / "metrics.json").exists()
+
+    rerun = run_cli([*TINY, "trainer.epochs=3", f"hydra.run.dir={run_dir}"])
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "done"
+
+
+def test_a_failed_run_is_recorded_and_runs_again(tmp_path, monkeypatch):
+    cfg = compose_config(TINY)
+
+    def broken_fit(self, train_split, val_split):
+        raise RuntimeError("simulated failure")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train.DeepSVDD, "fit", broken_fit)
+        with pytest.raises(RuntimeError, match="simulated"):
+            train.run(cfg, tmp_path)
+    failed = json.loads((tmp_path / "metrics.json").read_text())
+    assert failed["status"] == "failed" and "simulated failure" in failed["error"]
+    assert train.run(cfg, tmp_path)["status"] == "done"
+
+
+def test_a_done_folder_of_another_configuration_is_not_overwritten(tmp_path):
+    train.run(compose_config([*TINY, "trainer.epochs=1"]), tmp_path)
+    before = (tmp_path / "metrics.json").read_text()
+    with pytest.raises(train.RunDirError, match="different configuration"):
+        train.run(compose_config([*TINY, "trainer.epochs=1", "seed=3"]), tmp_path)
+    assert (tmp_path / "metrics.json").read_text() == before
+
+
+def test_same_seed_same_test_set_and_scores(tmp_path):
+    overrides = [*TINY, "trainer.epochs=1", "setup=alteration", "anomaly.thickness=1"]
+    train.run(compose_config(overrides), tmp_path / "a")
+    train.run(compose_config(overrides), tmp_path / "b")
+    a, b = np.load(tmp_path / "a" / "scores.npz"), np.load(tmp_path / "b" / "scores.npz")
+    np.testing.assert_array_equal(a["index"], b["index"])
+    np.testing.assert_array_equal(a["score"], b["score"])
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("objective.nu=0", "objective.nu=0.0"),
+        ("objective.nu=1.5", "objective.nu=1.5"),
+        ("regularizer.k=0", "regularizer.k=0"),
+        ("regularizer.alpha=1.2", "regularizer.alpha=1.2"),
+        ("model.pooling=avg", "model.pooling='avg'"),
+        ("trainer.epochs=0", "trainer.epochs=0"),
+    ],
+)
+def test_bad_values_fail_before_any_work_naming_key_and_allowed(tmp_path, override, key):
+    with pytest.raises(ConfigError) as error:
+        train.run(compose_config([*TINY, override]), tmp_path)
+    assert key in str(error.value) and ("allowed" in str(error.value) or "must be" in str(error.value))
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_block_count_must_divide_the_image(tmp_path):
+    with pytest.raises(ConfigError, match=r"anomaly.n=3 .*must divide dataset.image_size=32"):
+        train.run(compose_config([*TINY, "setup=alteration", "anomaly=block_perm", "anomaly.n=3"]), tmp_path)
+    cfg = compose_config([*TINY, "setup=alteration", "anomaly.test.name=block_perm", "anomaly.test.n=5"])
+    with pytest.raises(ConfigError, match=r"anomaly.test.n=5"):
+        train.run(cfg, tmp_path)
+
+
+def test_per_split_anomaly_overrides_fall_back_key_by_key():
+    cfg = compose_config([*TINY, "setup=alteration", "anomaly=strokes", "anomaly.thickness=9",
+                          "anomaly.train.name=block_perm", "anomaly.train.n=8", "anomaly.test.thickness=5"])
+    assert split_anomaly(cfg, "train") == {"name": "block_perm", "n": 8, "thickness": 9}
+    assert split_anomaly(cfg, "val") == {"name": "strokes", "n": 2, "thickness": 9}
+    assert split_anomaly(cfg, "test") == {"name": "strokes", "n": 2, "thickness": 5}
+
+
+def test_missing_or_incomplete_dataset_root(tmp_path, monkeypatch):
+    monkeypatch.delenv("DSVDD_CIFAR10_ROOT", raising=False)
+    with pytest.raises(DatasetRootError, match="dataset.root is not set"):
+        train.run(compose_config(["dataset=cifar10", "model.weights=none"]), tmp_path / "r1")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetRootError, match="dataset.root"):
+        train.run(compose_config(["dataset=cifar10", f"dataset.root={tmp_path / 'empty'}"]), tmp_path / "r2")
+    assert not list(tmp_path.rglob("metrics.json"))
+
+
+def test_cli_bad_input_exits_nonzero_with_one_clear_line(tmp_path):
+    bad_value = run_cli([*TINY, "objective.nu=0", f"hydra.run.dir={tmp_path}"])
+    assert bad_value.returncode == 2
+    errors = [line for line in bad_value.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: invalid config: objective.nu=0.0 (must be in (0.0, 1.0])"]
+    unknown_option = run_cli([*TINY, "objective=huber", f"hydra.run.dir={tmp_path}"])
+    assert unknown_option.returncode != 0
+    assert "objective/huber" in unknown_option.stderr and "one_class" in unknown_option.stderr
+    unknown_key = run_cli([*TINY, "trainer.epoch=3", f"hydra.run.dir={tmp_path}"])
+    assert unknown_key.returncode != 0 and "trainer.epoch" in unknown_key.stderr
+    assert not (tmp_path / "metrics.json").exists()
+
+
+REAL_CIFAR10 = os.environ.get("DSVDD_CIFAR10_ROOT")
+needs_cifar10 = pytest.mark.skipif(not REAL_CIFAR10, reason="DSVDD_CIFAR10_ROOT (the real CIFAR-10 copy) not set")
+
+
+@pytest.mark.slow
+@needs_cifar10
+def test_real_cifar10_one_vs_all_end_to_end(tmp_path):
+    result = run_cli([
+        "dataset=cifar10", f"dataset.root={REAL_CIFAR10}", "setup=one_vs_all", "setup.normal_class=3",
+        "model.bias=true", "model.weights=none", "trainer.epochs=1", "profile.max_val=1000", "seed=0",
+        "trainer.progress=false", f"hydra.run.dir={tmp_path}",
+    ])
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = np.load(tmp_path / "scores.npz")
+    assert scores["score"].shape == (10_000,) and (scores["label"] == 0).sum() == 1_000
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["data"]["splits"]["train"]["n"] == 4_000
+    assert metrics["data"]["source"]["n_train"] == 50_000 and 0.0 < metrics["test_auc"] < 1.0
+
+
+@pytest.mark.slow
+@needs_cifar10
+def test_real_cifar10_strokes_alteration_end_to_end(tmp_path):
+    result = run_cli([
+        "dataset=cifar10", f"dataset.root={REAL_CIFAR10}", "setup=alteration", "anomaly=strokes",
+        "anomaly.thickness=1", "model.weights=none", "trainer.epochs=1", "profile.max_train=1000",
+        "profile.max_val=1000", "trainer.progress=false", f"hydra.run.dir={tmp_path}",
+    ])
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = np.load(tmp_path / "scores.npz")
+    assert scores["score"].shape == (20_000,) and scores["label"].sum() == 10_000

@@ -1,0 +1,99 @@
+"""ResNet-18 feature extractor: bias removal, pooling, and every way of getting weights."""
+
+import urllib.error
+
+import pytest
+import torch
+from torchvision.models import ResNet18_Weights, resnet18
+
+from dsvdd_repro.models import weights as weights_module
+from dsvdd_repro.models.resnet import ResNet18Features
+from dsvdd_repro.models.weights import WeightsError
+
+
+def test_bias_false_zeroes_and_freezes_every_batchnorm_shift():
+    net = ResNet18Features(bias=False)
+    betas = [m.bias for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(betas) == 20
+    assert all(not b.requires_grad and b.abs().sum() == 0 for b in betas)
+    assert all(m.bias is None for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    gammas = [m.weight for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(g.requires_grad for g in gammas)  # scaling is not a bias: it stays trainable
+
+
+def test_bias_true_keeps_batchnorm_shifts_trainable():
+    net = ResNet18Features(bias=True)
+    assert all(m.bias.requires_grad for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_pooling_max_vs_none_feature_sizes():
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    assert ResNet18Features(pooling="max").eval()(images).shape == (2, 512)
+    assert ResNet18Features(pooling="none").eval()(images).shape == (2, 512 * 2 * 2)
+    with pytest.raises(ValueError, match="pooling"):
+        ResNet18Features(pooling="avg")
+
+
+def test_weights_from_a_state_dict_file_load_every_backbone_tensor(tmp_path):
+    source = resnet18(weights=None)
+    torch.nn.init.constant_(source.layer4[1].bn2.weight, 0.123)
+    path = tmp_path / "resnet18.pth"
+    torch.save(source.state_dict(), path)
+    net = ResNet18Features(weights=str(path))
+    assert torch.allclose(net.body[7][1].bn2.weight, torch.full((512,), 0.123))
+    assert net.weights_info["weights"] == "file" and len(net.weights_info["sha256"]) == 64
+
+
+def test_weights_file_missing_a_tensor_fails_naming_it(tmp_path):
+    state = resnet18(weights=None).state_dict()
+    del state["layer2.0.conv1.weight"]
+    path = tmp_path / "partial.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="missing backbone tensors: layer2.0.conv1.weight"):
+        ResNet18Features(weights=str(path))
+
+
+def test_weights_file_with_wrong_shapes_or_foreign_tensors_fails(tmp_path):
+    state = resnet18(weights=None).state_dict()
+    state["conv1.weight"] = torch.zeros(64, 1, 7, 7)
+    path = tmp_path / "bad.pth"
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="wrong shapes: conv1.weight"):
+        ResNet18Features(weights=str(path))
+    state = resnet18(weights=None).state_dict()
+    state["extra.head.weight"] = torch.zeros(3)
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="extra.head.weight"):
+        ResNet18Features(weights=str(path))
+
+
+def test_weights_path_that_does_not_exist(tmp_path):
+    with pytest.raises(WeightsError, match="no such file; allowed: imagenet, none"):
+        ResNet18Features(weights=str(tmp_path / "nope.pth"))
+
+
+def test_imagenet_offline_fails_fast_saying_where_and_what_else(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+
+    def no_network(self, *args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(ResNet18_Weights, "get_state_dict", no_network)
+    with pytest.raises(WeightsError) as error:
+        ResNet18Features(weights="imagenet")
+    message = str(error.value)
+    assert str(tmp_path / "checkpoints" / "resnet18-f37072fd.pth") in message
+    assert "model.weights=none" in message and "model.weights=/path/to" in message
+
+
+def test_imagenet_weights_go_through_torchvisions_api(monkeypatch, tmp_path):
+    # A cached file where torchvision expects it is what the weights API returns offline.
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    source = resnet18(weights=None)
+    expected = weights_module.imagenet_weights_path()
+    expected.parent.mkdir(parents=True)
+    torch.save(source.state_dict(), expected)
+    monkeypatch.setattr(ResNet18_Weights, "get_state_dict", lambda self, **kw: torch.load(expected))
+    net = ResNet18Features(weights="imagenet")
+    assert net.weights_info["weights"] == "imagenet" and net.weights_info["file"] == str(expected)
+    assert torch.equal(net.body[0].weight, source.conv1.weight)

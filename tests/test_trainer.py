@@ -1,0 +1,96 @@
+"""Deep SVDD training on a tiny generated dataset: scores, determinism, best-epoch selection."""
+
+import numpy as np
+import pytest
+import torch
+
+from dsvdd_repro.data import protocols
+from dsvdd_repro.data.fake import make_fake
+from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD, DeepSVDDSettings
+from dsvdd_repro.models.resnet import ResNet18Features
+
+
+def tiny_splits(seed=0):
+    images = make_fake(n_classes=3, n_train_per_class=30, n_test_per_class=10, image_size=32)
+    return protocols.one_vs_all(images, normal_class=0, seed=seed)
+
+
+def fit(objective="one_class", epochs=2, seed=0, lr=1e-3, bias=True):
+    torch.manual_seed(seed)
+    settings = DeepSVDDSettings(
+        objective=objective, epochs=epochs, batch_size=12, lr=lr, seed=seed, progress=False, nu=0.2
+    )
+    detector = DeepSVDD(ResNet18Features(bias=bias), settings, torch.device("cpu"))
+    splits = tiny_splits(seed)
+    summary = detector.fit(splits.train, splits.val)
+    return detector, summary, detector.score(splits.test), splits
+
+
+def test_scores_are_finite_not_constant_and_training_changes_parameters():
+    torch.manual_seed(0)
+    before = [p.detach().clone() for p in ResNet18Features().parameters()]
+    detector, summary, scores, splits = fit()
+    assert scores.shape == (len(splits.test),) and np.isfinite(scores).all()
+    assert np.std(scores) > 0
+    after = list(detector.net.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+    assert summary["best_epoch"] in (1, 2)
+    assert summary["val_auc"] == max(h["val_auc"] for h in summary["history"])
+    for key in ("loss_svdd", "loss_reg", "reg_weight", "feature_var", "mean_dist", "val_auc", "collapsed"):
+        assert key in summary["history"][0]
+
+
+def test_same_seed_same_scores():
+    _, _, a, _ = fit(seed=1)
+    _, _, b, _ = fit(seed=1)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_soft_boundary_records_radius_and_scores_relative_to_it():
+    detector, summary, scores, splits = fit(objective="soft_boundary")
+    assert all(h["radius"] > 0 for h in summary["history"])
+    assert summary["radius"] == detector.best_radius > 0
+    # scores are ||phi - c||^2 - R^2 with the kept model's R
+    features = detector.embed(splits.test)
+    dist = ((features - detector.center) ** 2).sum(dim=1).double().numpy()
+    np.testing.assert_allclose(scores, dist - summary["radius"] ** 2, rtol=1e-6)
+
+
+def test_center_is_mean_of_initial_features_with_eps_rule():
+    detector, _, _, splits = fit(epochs=1)
+    assert detector.center.shape == (512,)
+    assert (detector.center.abs() >= 0.1 - 1e-7).all()
+
+
+def test_collapse_is_detected_and_best_epoch_precedes_it():
+    # A network whose features are forced to a constant after the first epoch: the diagnostics must
+    # flag the collapse and keep the model from before it.
+    settings = DeepSVDDSettings(epochs=3, batch_size=12, progress=False)
+    detector = DeepSVDD(ResNet18Features(), settings, torch.device("cpu"))
+    splits = tiny_splits()
+    original = detector._train_epoch
+
+    def collapsing_epoch(train, optimizer, rng, epoch):
+        result = original(train, optimizer, rng, epoch)
+        if epoch >= 2:
+            with torch.no_grad():
+                for module in detector.net.modules():
+                    if isinstance(module, torch.nn.BatchNorm2d):
+                        module.weight.zero_()  # every feature becomes the (constant) bias: phi = const
+        return result
+
+    detector._train_epoch = collapsing_epoch
+    summary = detector.fit(splits.train, splits.val)
+    flags = [h["collapsed"] for h in summary["history"]]
+    assert flags == [False, True, True]
+    assert summary["collapsed"] and summary["collapse_epoch"] == 2
+    assert summary["best_epoch"] == 1
+    scores = detector.score(splits.test)
+    assert np.std(scores) > 0  # scored with the model from before the collapse
+
+
+def test_score_before_fit_is_an_error():
+    detector = DeepSVDD(ResNet18Features(), DeepSVDDSettings(progress=False), torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="before fit"):
+        detector.score(tiny_splits().test)
