@@ -26,8 +26,7 @@ from .data.errors import DatasetRootError
 from .data.registry import load_natural_images
 from .evaluation import auroc
 from .io import METRICS_FILE, SCORES_FILE, config_hash, provenance, read_metrics, write_json, write_scores
-from .methods.deep_svdd.trainer import DeepSVDD, DeepSVDDSettings
-from .models.resnet import build_model
+from .methods.registry import build_detector
 from .models.weights import WeightsError
 
 log = logging.getLogger("dsvdd_repro")
@@ -62,26 +61,6 @@ def build_splits(cfg: DictConfig, images) -> protocols.ProtocolSplits:
     return protocols.alteration(images, specs, cfg.seed, cfg.setup.val_fraction, limits, cfg.trainer.progress)
 
 
-def build_detector(cfg: DictConfig, device: torch.device) -> DeepSVDD:
-    net = build_model(cfg.model.name, cfg.model.pooling, cfg.model.bias, cfg.model.weights)
-    settings = DeepSVDDSettings(
-        objective=cfg.objective.name,
-        nu=cfg.objective.nu,
-        eta=cfg.objective.eta,
-        center_eps=cfg.method.center_eps,
-        lr=cfg.optim.lr,
-        backbone_lr_factor=cfg.optim.backbone_lr_factor,
-        weight_decay=cfg.optim.weight_decay,
-        epochs=cfg.trainer.epochs,
-        batch_size=cfg.trainer.batch_size,
-        eval_batch_size=cfg.trainer.eval_batch_size,
-        collapse_ratio=cfg.trainer.collapse_ratio,
-        seed=cfg.seed,
-        progress=cfg.trainer.progress,
-    )
-    return DeepSVDD(net, settings, device)
-
-
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Execute one run into `run_dir`; return its metrics (the existing ones if already done)."""
     validate(cfg)
@@ -105,14 +84,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     images = load_natural_images(cfg.dataset)
     splits = build_splits(cfg, images)
     log.info("splits: %s", splits.sizes())
-    detector = build_detector(cfg, device)  # loads weights: fails here, before training, if missing
+    # loads weights: fails here, before any training, if they cannot be had
+    detector = build_detector(cfg, images.image_size, device)
 
     metrics = {
         "status": "running",
         **run_axes(cfg),
         "config_hash": identity,
         "data": {"source": images.source, "splits": splits.sizes()},
-        "model": {"weights_used": detector.net.weights_info, "feature_dim": detector.net.feature_dim(images.image_size)},
+        "model": detector.describe(),
     }
     try:
         summary = detector.fit(splits.train, splits.val)
@@ -125,18 +105,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             index=splits.test.keys,
             altered=splits.test.altered_slot >= 0,
         )
-        metrics.update(
-            status="done",
-            test_auc=test_auc,
-            val_auc=summary["val_auc"],
-            best_epoch=summary["best_epoch"],
-            collapsed=summary["collapsed"],
-            collapse_epoch=summary["collapse_epoch"],
-            radius=summary["radius"],
-            center_norm=summary["center_norm"],
-            initial_feature_var=summary["initial_feature_var"],
-            history=summary["history"],
-        )
+        metrics.update({"val_auc": None, "best_epoch": None, "collapsed": None, "history": []})
+        metrics.update(summary)
+        metrics.update(status="done", test_auc=test_auc)
     except Exception as error:
         metrics.update(status="failed", error=f"{type(error).__name__}: {error}")
         raise
@@ -145,8 +116,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         metrics["provenance"] = provenance(device)
         if metrics["status"] != "running":
             write_json(run_dir / METRICS_FILE, metrics)
-    log.info("done: test AUC %.4f (best epoch %s, val AUC %.4f) in %.1fs -> %s",
-             test_auc, summary["best_epoch"], summary["val_auc"], metrics["seconds"], run_dir)
+    log.info("done: test AUC %.4f (best epoch %s, val AUC %s) in %.1fs -> %s",
+             test_auc, metrics["best_epoch"], metrics["val_auc"], metrics["seconds"], run_dir)
     return metrics
 
 

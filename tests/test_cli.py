@@ -14,6 +14,7 @@ import pytest
 from dsvdd_repro import train
 from dsvdd_repro.config import ConfigError, split_anomaly
 from dsvdd_repro.data.errors import DatasetRootError
+from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD
 from tests.conftest import ROOT, TINY, compose_config, run_cli
 
 C2_KEYS = {
@@ -76,7 +77,7 @@ def test_a_failed_run_is_recorded_and_runs_again(tmp_path, monkeypatch):
         raise RuntimeError("simulated failure")
 
     with monkeypatch.context() as patch:
-        patch.setattr(train.DeepSVDD, "fit", broken_fit)
+        patch.setattr(DeepSVDD, "fit", broken_fit)
         with pytest.raises(RuntimeError, match="simulated"):
             train.run(cfg, tmp_path)
     failed = json.loads((tmp_path / "metrics.json").read_text())

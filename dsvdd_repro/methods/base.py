@@ -15,8 +15,13 @@ class Detector(ABC):
 
     @abstractmethod
     def fit(self, train: SplitData, val: SplitData) -> dict:
-        """Train; return a summary dict (history, best_epoch, val_auc, ...) for metrics.json."""
+        """Train; return a summary for metrics.json. Keys of contract C2 it should set where they
+        apply: val_auc, best_epoch, collapsed, history (a list, one dict per epoch)."""
 
     @abstractmethod
     def score(self, split: SplitData) -> np.ndarray:
         """Anomaly scores, shape [len(split)], float64, higher = more anomalous."""
+
+    def describe(self) -> dict:
+        """What the detector really is (weights used, features, ...), for metrics.json's `model`."""
+        return {}

@@ -31,6 +31,7 @@ from ...data.protocols import SplitData
 from ...evaluation import auroc, feature_variance, is_collapsed
 from ..base import Detector
 from .objectives import initial_center, one_class_loss, radius_quantile, soft_boundary_loss, squared_distances
+from .regularizers import LossWeight, Regularizer
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,26 @@ class DeepSVDDSettings:
 
 
 class DeepSVDD(Detector):
-    def __init__(self, net: nn.Module, settings: DeepSVDDSettings, device: torch.device):
+    """Deep SVDD on a feature network `net` (uint8 images -> [B, p]), optionally regularized.
+
+    `regularizer` (None, noise or variance) adds c_t * L_reg to the SVDD loss, with c_t from
+    `weight` (adaptive by default). A regularizer's own parameters (the noise head g) train at the
+    full learning rate; they never take part in scoring.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        settings: DeepSVDDSettings,
+        device: torch.device,
+        regularizer: Regularizer | None = None,
+        weight: LossWeight | None = None,
+    ):
         self.net = net.to(device)
         self.settings = settings
         self.device = device
+        self.regularizer = regularizer.to(device) if regularizer is not None else None
+        self.weight = weight if weight is not None else LossWeight("adaptive")
         self.center: torch.Tensor | None = None
         self.radius = torch.zeros((), device=device)
         self.best_state: dict | None = None
@@ -80,6 +97,13 @@ class DeepSVDD(Detector):
             dist = dist - radius**2
         return dist.double().cpu().numpy()
 
+    def describe(self) -> dict:
+        return {
+            "weights_used": getattr(self.net, "weights_info", None),
+            "regularizer": None if self.regularizer is None else self.regularizer.name,
+            "weighting": None if self.regularizer is None else self.weight.mode,
+        }
+
     def score(self, split: SplitData) -> np.ndarray:
         if self.center is None:
             raise RuntimeError("score() called before fit()")
@@ -90,11 +114,13 @@ class DeepSVDD(Detector):
     # -- training -------------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
         s = self.settings
-        backbone = [p for p in self.net.parameters() if p.requires_grad]
-        return torch.optim.Adam(
-            [{"params": backbone, "lr": s.lr * s.backbone_lr_factor, "name": "backbone"}],
-            weight_decay=s.weight_decay,
-        )
+        groups = [
+            {"params": [p for p in self.net.parameters() if p.requires_grad], "lr": s.lr * s.backbone_lr_factor}
+        ]
+        head = [] if self.regularizer is None else [p for p in self.regularizer.parameters() if p.requires_grad]
+        if head:
+            groups.append({"params": head, "lr": s.lr})
+        return torch.optim.Adam(groups, weight_decay=s.weight_decay)
 
     def _loss(self, dist: torch.Tensor, semi: torch.Tensor | None) -> torch.Tensor:
         s = self.settings
@@ -105,9 +131,14 @@ class DeepSVDD(Detector):
     def _train_epoch(self, train: SplitData, optimizer, rng: np.random.Generator, epoch: int) -> dict:
         s = self.settings
         self.net.train()
+        if self.regularizer is not None:
+            self.regularizer.train()
+            self.regularizer.start_epoch(epoch - 1)
         order = rng.permutation(len(train))
         has_labels = bool(np.any(train.semi_targets != 0))
-        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # loss, feature var, mean dist
+        # running sums of: L_svdd, minibatch feature variance, mean distance, L_reg, c_t
+        sums = torch.zeros(5, dtype=torch.float64, device=self.device)
+        zero = torch.zeros((), device=self.device)
         n_batches = 0
         total = -(-len(order) // s.batch_size)
         batches = train.iter_batches(s.batch_size, order)
@@ -117,19 +148,29 @@ class DeepSVDD(Detector):
             features = self.net(images.to(self.device, non_blocking=True))
             dist = squared_distances(features, self.center)
             semi = torch.from_numpy(train.semi_targets[rows]).to(self.device) if has_labels else None
-            loss = self._loss(dist, semi)
+            loss_svdd = self._loss(dist, semi)
+            if self.regularizer is None:
+                loss_reg, reg_weight, loss = zero, zero, loss_svdd
+            else:
+                loss_reg = self.regularizer(features)
+                reg_weight = self.weight.update(loss_svdd, loss_reg)
+                loss = loss_svdd + reg_weight * loss_reg
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if s.objective == "soft_boundary":
                 self.radius = torch.tensor(radius_quantile(dist, s.nu), device=self.device)
             with torch.no_grad():
-                sums += torch.stack(
-                    [loss.detach().double(), features.detach().double().var(dim=0).mean(), dist.detach().double().mean()]
-                )
+                stats = [loss_svdd, features.var(dim=0).mean(), dist.mean(), loss_reg, reg_weight]
+                sums += torch.stack([value.detach().double() for value in stats])
             n_batches += 1
         means = (sums / max(n_batches, 1)).tolist()
-        return {"loss_svdd": means[0], "feature_var": means[1], "mean_dist": means[2]}
+        entry = {"loss_svdd": means[0], "feature_var": means[1], "mean_dist": means[2]}
+        if self.regularizer is None:
+            entry.update(loss_reg=None, reg_weight=None)
+        else:
+            entry.update(loss_reg=means[3], reg_weight=means[4], **self.regularizer.diagnostics())
+        return entry
 
     def fit(self, train: SplitData, val: SplitData) -> dict:
         s = self.settings
@@ -150,7 +191,6 @@ class DeepSVDD(Detector):
         for epoch in epochs:
             epoch_start = time.perf_counter()
             entry = {"epoch": epoch, **self._train_epoch(train, optimizer, rng, epoch)}
-            entry.update({"loss_reg": None, "reg_weight": None})
             val_features = self.embed(val, desc="validate")
             radius = float(self.radius)
             entry["val_auc"] = auroc(val.labels, self._scores(val_features, radius))
@@ -168,9 +208,10 @@ class DeepSVDD(Detector):
                 self.best_state = copy.deepcopy(self.net.state_dict())
                 self.best_radius = radius
             epochs.set_postfix(val_auc=f"{entry['val_auc']:.4f}", loss=f"{entry['loss_svdd']:.4g}")
+            reg = "" if entry["loss_reg"] is None else f", loss_reg {entry['loss_reg']:.4g} (c_t {entry['reg_weight']:.3g})"
             log.info(
-                "epoch %d/%d: loss_svdd %.5g, feature var %.4g, val AUC %.4f%s (%.1fs)",
-                epoch, s.epochs, entry["loss_svdd"], entry["feature_var"], entry["val_auc"],
+                "epoch %d/%d: loss_svdd %.5g%s, feature var %.4g, val AUC %.4f%s (%.1fs)",
+                epoch, s.epochs, entry["loss_svdd"], reg, entry["feature_var"], entry["val_auc"],
                 ", COLLAPSED" if entry["collapsed"] else "", entry["seconds"],
             )
         return {
