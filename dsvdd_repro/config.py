@@ -57,6 +57,13 @@ class SetupConfig:
     train_fraction: float = 0.8
     # alteration: share of the pooled train set moved to validation
     val_fraction: float = 0.2
+    # Semi-supervised deep SVDD (Eq. 3, Table VI). one_vs_all: labeled_anomaly_fraction of ONE
+    # anomaly class's train images (labeled_anomaly_class) join the training set as labeled
+    # anomalies; alteration: labeled anomalies (altered training images, anomaly.train) make up
+    # labeled_anomaly_fraction of the training set.
+    semi_supervised: bool = False
+    labeled_anomaly_class: int | None = None
+    labeled_anomaly_fraction: float = 0.1
 
 
 @dataclass
@@ -244,6 +251,18 @@ def validate(cfg: DictConfig) -> None:
     _in_range("trainer.collapse_ratio", cfg.trainer.collapse_ratio, 0.0, 1.0, low_open=True)
     _in_range("setup.train_fraction", cfg.setup.train_fraction, 0.0, 1.0, low_open=True)
     _in_range("setup.val_fraction", cfg.setup.val_fraction, 0.0, 1.0, low_open=True)
+    if cfg.setup.semi_supervised:
+        fraction = cfg.setup.labeled_anomaly_fraction
+        _in_range("setup.labeled_anomaly_fraction", fraction, 0.0, 1.0, low_open=True)
+        if cfg.setup.name == "alteration" and fraction >= 1.0:
+            raise ConfigError("setup.labeled_anomaly_fraction", fraction, "must be < 1 for alteration")
+        if cfg.setup.name == "one_vs_all":
+            labeled = cfg.setup.labeled_anomaly_class
+            if labeled is None or labeled == cfg.setup.normal_class:
+                raise ConfigError(
+                    "setup.labeled_anomaly_class", labeled, "semi-supervised one_vs_all needs a class other than "
+                    f"setup.normal_class={cfg.setup.normal_class}"
+                )
     if cfg.setup.name == "alteration":
         for split in SPLITS:
             _validate_anomaly(cfg, split)
@@ -262,6 +281,12 @@ def run_axes(cfg: DictConfig) -> dict:
         "dataset": cfg.dataset.name,
         "setup": cfg.setup.name,
         "normal_class": None if alteration else int(cfg.setup.normal_class),
+        "semi_supervised": bool(cfg.setup.semi_supervised),
+        "labeled_anomaly_class": (
+            int(cfg.setup.labeled_anomaly_class)
+            if cfg.setup.semi_supervised and not alteration and cfg.setup.labeled_anomaly_class is not None
+            else None
+        ),
         "anomaly": {s: split_anomaly(cfg, s) for s in SPLITS} if alteration else None,
         "objective": cfg.objective.name,
         "nu": float(cfg.objective.nu) if cfg.objective.name == "soft_boundary" else None,

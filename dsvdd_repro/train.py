@@ -55,10 +55,19 @@ def resolve_device(name: str) -> torch.device:
 
 def build_splits(cfg: DictConfig, images) -> protocols.ProtocolSplits:
     limits = {key: cfg.profile[key] for key in ("max_train", "max_val", "max_test")}
+    semi = cfg.setup.semi_supervised
+    fraction = cfg.setup.labeled_anomaly_fraction
     if cfg.setup.name == "one_vs_all":
-        return protocols.one_vs_all(images, cfg.setup.normal_class, cfg.seed, cfg.setup.train_fraction, limits)
+        return protocols.one_vs_all(
+            images, cfg.setup.normal_class, cfg.seed, cfg.setup.train_fraction, limits,
+            labeled_anomaly_class=cfg.setup.labeled_anomaly_class if semi else None,
+            labeled_anomaly_fraction=fraction,
+        )
     specs = {split: split_anomaly(cfg, split) for split in ("train", "val", "test")}
-    return protocols.alteration(images, specs, cfg.seed, cfg.setup.val_fraction, limits, cfg.trainer.progress)
+    return protocols.alteration(
+        images, specs, cfg.seed, cfg.setup.val_fraction, limits, cfg.trainer.progress,
+        labeled_anomaly_fraction=fraction if semi else None,
+    )
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:

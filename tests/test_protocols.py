@@ -40,7 +40,7 @@ def test_one_vs_all_sizes_follow_the_paper():
 
 
 def test_one_vs_all_rejects_unknown_class():
-    with pytest.raises(ValueError, match="setup.normal_class=10"):
+    with pytest.raises(ValueError, match="setup.normal_class=10"):  # ConfigError is a ValueError
         protocols.one_vs_all(cifar_like(), normal_class=10, seed=0)
 
 

@@ -21,11 +21,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config import ConfigError
 from .anomalies import AnomalyGenerator, make_generator
 from .images import NaturalImages
 
-# Seed-stream tags, so the split permutation and subsampling draw independent random numbers.
-_SPLIT_STREAM, _SUBSAMPLE_STREAM = 1, 2
+# Seed-stream tags, so the split permutation, subsampling and labeled-anomaly choice draw
+# independent random numbers.
+_SPLIT_STREAM, _SUBSAMPLE_STREAM, _LABELED_STREAM = 1, 2, 4
 _GENERATION_BATCH = 500
 
 
@@ -143,37 +145,74 @@ def _subsample(keys: np.ndarray, labels: np.ndarray, limit: int | None, rng: np.
     return keys[rows], labels[rows]
 
 
+def _check_class(key: str, value: int, images: NaturalImages) -> None:
+    n_classes = len(images.class_names)
+    if not 0 <= value < n_classes:
+        raise ConfigError(key, value, f"not a class of {images.name}; allowed: 0..{n_classes - 1}")
+
+
 def one_vs_all(
     images: NaturalImages,
     normal_class: int,
     seed: int,
     train_fraction: float = 0.8,
     limits: dict | None = None,
+    labeled_anomaly_class: int | None = None,
+    labeled_anomaly_fraction: float = 0.1,
 ) -> ProtocolSplits:
-    n_classes = len(images.class_names)
-    if not 0 <= normal_class < n_classes:
-        raise ValueError(
-            f"setup.normal_class={normal_class} is not a class of {images.name} (allowed: 0..{n_classes - 1})"
-        )
+    """With `labeled_anomaly_class`, the semi-supervised variant (Section V-A): a seeded
+    `labeled_anomaly_fraction` of that class's train images join training as labeled anomalies
+    (semi target -1) and leave validation; the other anomaly classes stay unseen in training."""
+    _check_class("setup.normal_class", normal_class, images)
     limits = limits or {}
     train_labels = images.train_labels.numpy()
     normal = np.flatnonzero(train_labels == normal_class)
     normal = _rng(seed, _SPLIT_STREAM).permutation(normal)
     n_train = int(round(train_fraction * len(normal)))
     train_keys = np.sort(normal[:n_train])
-    val_keys = np.setdiff1d(np.arange(len(train_labels)), train_keys)
+    labeled_keys = np.empty(0, dtype=np.int64)
+    if labeled_anomaly_class is not None:
+        _check_class("setup.labeled_anomaly_class", labeled_anomaly_class, images)
+        pool = _rng(seed, _LABELED_STREAM).permutation(np.flatnonzero(train_labels == labeled_anomaly_class))
+        labeled_keys = np.sort(pool[: max(1, int(round(labeled_anomaly_fraction * len(pool))))])
+    val_keys = np.setdiff1d(np.arange(len(train_labels)), np.concatenate([train_keys, labeled_keys]))
     val_labels = (train_labels[val_keys] != normal_class).astype(np.int64)
     test_keys = np.arange(len(images.test_labels))
     test_labels = (images.test_labels.numpy() != normal_class).astype(np.int64)
 
     rng = _rng(seed, _SUBSAMPLE_STREAM)
-    train_keys, _ = _subsample(train_keys, np.zeros(len(train_keys), dtype=np.int64), limits.get("max_train"), rng)
+    all_train = np.concatenate([train_keys, labeled_keys])
+    all_train_labels = np.concatenate([np.zeros(len(train_keys)), np.ones(len(labeled_keys))]).astype(np.int64)
+    all_train, all_train_labels = _subsample(all_train, all_train_labels, limits.get("max_train"), rng)
     val_keys, val_labels = _subsample(val_keys, val_labels, limits.get("max_val"), rng)
     test_keys, test_labels = _subsample(test_keys, test_labels, limits.get("max_test"), rng)
+    train = _natural_split("train", images.train_images, all_train, all_train_labels)
+    train.semi_targets = -train.labels  # labeled anomalies -1, the normal class unlabeled (0)
     return ProtocolSplits(
-        train=_natural_split("train", images.train_images, train_keys, np.zeros(len(train_keys))),
+        train=train,
         val=_natural_split("val", images.train_images, val_keys, val_labels),
         test=_natural_split("test", images.test_images, test_keys, test_labels),
+    )
+
+
+def _semi_train_split(
+    pool: torch.Tensor, keys: np.ndarray, spec: dict, seed: int, fraction: float, progress: bool
+) -> SplitData:
+    """All natural training images (unlabeled) plus altered counterparts of a seeded subset of them,
+    labeled as anomalies, making up `fraction` of the whole (VOC2012: 5,717 + 635 = 6,352)."""
+    n_labeled = max(1, int(round(len(keys) * fraction / (1.0 - fraction))))
+    chosen = np.sort(_rng(seed, _LABELED_STREAM).choice(keys, size=min(n_labeled, len(keys)), replace=False))
+    paired = _paired_split("train", pool, chosen, spec, seed, progress)
+    n, m = len(keys), len(chosen)
+    return SplitData(
+        name="train",
+        pool=pool,
+        keys=np.concatenate([keys, chosen]),
+        labels=np.concatenate([np.zeros(n, dtype=np.int64), np.ones(m, dtype=np.int64)]),
+        altered_slot=np.concatenate([np.full(n, -1, dtype=np.int64), np.arange(m, dtype=np.int64)]),
+        altered_images=paired.altered_images,
+        semi_targets=np.concatenate([np.zeros(n, dtype=np.int64), -np.ones(m, dtype=np.int64)]),
+        anomaly=paired.anomaly,
     )
 
 
@@ -184,8 +223,11 @@ def alteration(
     val_fraction: float = 0.2,
     limits: dict | None = None,
     progress: bool = True,
+    labeled_anomaly_fraction: float | None = None,
 ) -> ProtocolSplits:
-    """`anomaly_specs[split]` = {"name", "n", "thickness"} for "val" and "test"."""
+    """`anomaly_specs[split]` = {"name", "n", "thickness"} for "val" and "test" (and "train" when
+    semi-supervised: with `labeled_anomaly_fraction`, that share of the training set is labeled
+    anomalies of the train spec, the rest unlabeled natural images)."""
     limits = limits or {}
     n_train_pool = len(images.train_labels)
     order = _rng(seed, _SPLIT_STREAM).permutation(n_train_pool)
@@ -199,8 +241,14 @@ def alteration(
     train_keys, _ = _subsample(train_keys, np.zeros(len(train_keys), dtype=np.int64), limits.get("max_train"), rng)
     val_keys, _ = _subsample(val_keys, np.zeros(len(val_keys), dtype=np.int64), half.get("max_val"), rng)
     test_keys, _ = _subsample(test_keys, np.zeros(len(test_keys), dtype=np.int64), half.get("max_test"), rng)
+    if labeled_anomaly_fraction:
+        train = _semi_train_split(
+            images.train_images, train_keys, anomaly_specs["train"], seed, labeled_anomaly_fraction, progress
+        )
+    else:
+        train = _natural_split("train", images.train_images, train_keys, np.zeros(len(train_keys)))
     return ProtocolSplits(
-        train=_natural_split("train", images.train_images, train_keys, np.zeros(len(train_keys))),
+        train=train,
         val=_paired_split("val", images.train_images, val_keys, anomaly_specs["val"], seed, progress),
         test=_paired_split("test", images.test_images, test_keys, anomaly_specs["test"], seed, progress),
     )
