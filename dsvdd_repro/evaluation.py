@@ -26,8 +26,21 @@ def feature_variance(features: torch.Tensor) -> float:
     return float(features.double().var(dim=0, unbiased=True).mean())
 
 
-def is_collapsed(variance: float, initial_variance: float, ratio: float) -> bool:
-    """Hypersphere collapse (phi = c for all inputs): the features' variance has shrunk below
-    `ratio` times what it was when c was computed. Relative, so it does not depend on the scale of
-    a given network's features; the default ratio 1e-3 is `trainer.collapse_ratio`."""
-    return variance < ratio * initial_variance
+def relative_variance(features: torch.Tensor) -> float:
+    """Feature variance relative to the features' second moment: mean_q Var(phi_q) / mean_q E[phi_q^2].
+
+    Scale-free (a network that merely shrinks or grows its features keeps its value) and 0 exactly
+    when every input maps to the same point, whether that point is c or not.
+    """
+    features = features.double()
+    second_moment = float((features**2).mean())
+    if second_moment == 0.0:
+        return 0.0
+    return feature_variance(features) / second_moment
+
+
+def is_collapsed(relative_var: float, ratio: float) -> bool:
+    """Hypersphere collapse (phi = const for all inputs): the validation features' relative variance
+    (see `relative_variance`) is below `ratio`, `trainer.collapse_ratio` (default 1e-3: the spread
+    is under 0.1% of the features' own magnitude)."""
+    return relative_var < ratio

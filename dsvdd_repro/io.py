@@ -75,6 +75,16 @@ def read_metrics(run_dir: Path) -> dict | None:
         return None  # unreadable counts as not done: the run is simply redone
 
 
+def collect_metrics(root: Path) -> list[dict]:
+    """Every readable metrics.json below `root`, each with its folder under `run_dir`."""
+    runs = []
+    for path in sorted(Path(root).rglob(METRICS_FILE)):
+        metrics = read_metrics(path.parent)
+        if metrics is not None:
+            runs.append({**metrics, "run_dir": str(path.parent)})
+    return runs
+
+
 def config_hash(semantic_config: dict) -> str:
     text = json.dumps(semantic_config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -190,3 +190,37 @@ def test_real_cifar10_strokes_alteration_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     scores = np.load(tmp_path / "scores.npz")
     assert scores["score"].shape == (20_000,) and scores["label"].sum() == 10_000
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model.bias=false"],
+        ["regularizer=noise", "regularizer.k=7"],
+        ["regularizer=variance", "objective=soft_boundary", "objective.nu=0.2"],
+        ["regularizer=noise", "setup.semi_supervised=true", "setup.labeled_anomaly_class=2"],
+        ["regularizer=variance", "setup=alteration", "setup.semi_supervised=true", "anomaly=strokes",
+         "anomaly.train.name=block_perm", "anomaly.train.n=4", "anomaly.test.thickness=3"],
+    ],
+)
+def test_variants_objectives_and_semi_supervised_runs_write_c2_outputs(tmp_path, overrides):
+    metrics = train.run(compose_config([*TINY, *overrides]), tmp_path)
+    assert metrics["status"] == "done" and 0.0 <= metrics["test_auc"] <= 1.0
+    assert (tmp_path / "scores.npz").is_file()
+    expected_variant = {"none": "dsvdd_bias", "noise": "dsvdd_bias_noise", "variance": "dsvdd_bias_var"}
+    regularizer = metrics["regularizer"]
+    assert metrics["variant"] == ("dsvdd" if not metrics["bias"] else expected_variant[regularizer])
+    history = metrics["history"][-1]
+    assert (history["loss_reg"] is None) == (regularizer == "none")
+    assert ("variance_threshold" in history) == (regularizer == "variance")
+    if metrics["objective"] == "soft_boundary":
+        assert history["radius"] > 0
+    if metrics["semi_supervised"]:
+        assert metrics["data"]["splits"]["train"]["n_anomalous"] > 0
+
+
+def test_semi_supervised_one_vs_all_needs_another_class(tmp_path):
+    with pytest.raises(ConfigError, match="setup.labeled_anomaly_class"):
+        train.run(compose_config([*TINY, "setup.semi_supervised=true"]), tmp_path)
+    with pytest.raises(ConfigError, match="setup.labeled_anomaly_class=5 .*allowed: 0..2"):
+        train.run(compose_config([*TINY, "setup.semi_supervised=true", "setup.labeled_anomaly_class=5"]), tmp_path)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dsvdd_repro.evaluation import auroc, feature_variance, is_collapsed
+from dsvdd_repro.evaluation import auroc, feature_variance, is_collapsed, relative_variance
 from dsvdd_repro.methods.deep_svdd.objectives import (
     initial_center,
     one_class_loss,
@@ -74,10 +74,16 @@ def test_feature_variance_uses_n_minus_1_and_averages_features():
     assert feature_variance(features) == pytest.approx(3.5)
 
 
-def test_collapse_rule_is_relative():
-    assert is_collapsed(1e-7, 1.0, 1e-3)
-    assert not is_collapsed(0.5, 1.0, 1e-3)
-    assert is_collapsed(1e-4, 1000.0, 1e-3)  # tiny relative to the start, whatever the scale
+def test_collapse_rule_is_scale_free():
+    spread = torch.tensor([[1.0, 2.0], [3.0, 0.0], [2.0, 1.0]])
+    constant = torch.tensor([[0.5, -0.2]] * 3)
+    assert relative_variance(spread) == pytest.approx(relative_variance(spread * 1e-4), rel=1e-6)
+    assert relative_variance(constant) == 0.0
+    assert relative_variance(torch.zeros(3, 2)) == 0.0
+    # variance (1 + 1) / 2 = 1 over second moment (1+9+4+4+0+1)/6 = 19/6
+    assert relative_variance(spread) == pytest.approx(6 / 19)
+    assert is_collapsed(relative_variance(constant + 1e-6 * spread), 1e-3)
+    assert not is_collapsed(relative_variance(spread), 1e-3)
 
 
 def test_auroc_orientation_and_constant_scores():

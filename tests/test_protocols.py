@@ -88,3 +88,32 @@ def test_batch_gathers_without_copying_the_pool():
     assert splits.train.pool.data_ptr() == images.train_images.data_ptr()
     rows = np.array([2, 0])
     assert torch.equal(splits.val.batch(rows), images.train_images[splits.val.keys[rows]])
+
+
+def test_semi_supervised_one_vs_all_adds_one_labeled_anomaly_class():
+    images = cifar_like()  # 50 train images per class
+    splits = protocols.one_vs_all(images, normal_class=3, seed=0, labeled_anomaly_class=7)
+    labeled = splits.train.semi_targets == -1
+    assert len(splits.train) == 40 + 5  # 80% of the normal class + 10% of class 7
+    assert labeled.sum() == 5 and (splits.train.labels[labeled] == 1).all()
+    assert (images.train_labels[splits.train.keys[labeled]] == 7).all()
+    assert (splits.train.semi_targets[~labeled] == 0).all()
+    assert set(splits.train.keys).isdisjoint(splits.val.keys)  # labeled anomalies left validation
+    assert len(splits.val) == 500 - 45
+    train_classes = set(images.train_labels[splits.train.keys].tolist())
+    assert train_classes == {3, 7}  # the other anomaly classes stay unseen in training
+
+
+def test_semi_supervised_alteration_train_is_90_percent_natural_10_percent_labeled_anomalies():
+    images = cifar_like()
+    specs = {"train": {"name": "block_perm", "n": 8, "thickness": 1}, "val": STROKES, "test": BLOCKS}
+    splits = protocols.alteration(images, specs, seed=0, progress=False, labeled_anomaly_fraction=0.1)
+    n_natural = 400
+    n_labeled = round(n_natural / 9)  # VOC2012: 5,717 natural + 635 labeled = 6,352
+    assert len(splits.train) == n_natural + n_labeled
+    assert (splits.train.semi_targets == -1).sum() == n_labeled == splits.train.labels.sum()
+    assert splits.train.anomaly["name"] == "block_perm" and splits.test.anomaly["name"] == "block_perm"
+    assert splits.val.anomaly["name"] == "strokes"
+    altered_rows = np.flatnonzero(splits.train.labels == 1)
+    natural = images.train_images[splits.train.keys[altered_rows]]
+    assert (splits.train.batch(altered_rows) != natural).flatten(1).any(dim=1).all()

@@ -28,7 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ...data.protocols import SplitData
-from ...evaluation import auroc, feature_variance, is_collapsed
+from ...evaluation import auroc, feature_variance, is_collapsed, relative_variance
 from ..base import Detector
 from .objectives import initial_center, one_class_loss, radius_quantile, soft_boundary_loss, squared_distances
 from .regularizers import LossWeight, Regularizer
@@ -195,7 +195,8 @@ class DeepSVDD(Detector):
             radius = float(self.radius)
             entry["val_auc"] = auroc(val.labels, self._scores(val_features, radius))
             entry["val_feature_var"] = feature_variance(val_features)
-            entry["collapsed"] = is_collapsed(entry["val_feature_var"], initial_var, s.collapse_ratio)
+            entry["val_relative_var"] = relative_variance(val_features)
+            entry["collapsed"] = is_collapsed(entry["val_relative_var"], s.collapse_ratio)
             if s.objective == "soft_boundary":
                 entry["radius"] = radius
             entry["seconds"] = time.perf_counter() - epoch_start
