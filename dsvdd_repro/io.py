@@ -85,6 +85,26 @@ def collect_metrics(root: Path) -> list[dict]:
     return runs
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def conflicting_keys(recorded: dict, current: dict) -> list[str]:
+    """Keys present in both configurations whose values differ. Keys that only one side has are
+    ignored, so that a newer version of the code (with more config keys) still recognises runs
+    that finished before it."""
+    old, new = flatten(recorded), flatten(current)
+    return sorted(key for key in old.keys() & new.keys() if old[key] != new[key])
+
+
 def config_hash(semantic_config: dict) -> str:
     text = json.dumps(semantic_config, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -26,7 +26,7 @@ K_GRID = (5, 30, 50, 60, 70, 100, 130, 200)
 # Run fields that never define a cell: outcomes, bookkeeping, and the seed that is averaged over.
 NON_CELL_FIELDS = {
     "status", "seed", "test_auc", "val_auc", "best_epoch", "collapsed", "collapse_epoch", "history", "seconds",
-    "provenance", "config_hash", "data", "model", "run_dir", "radius", "center_norm", "initial_feature_var",
+    "provenance", "config_hash", "config", "data", "model", "run_dir", "radius", "center_norm", "initial_feature_var",
     "fit_seconds", "error",
 }
 

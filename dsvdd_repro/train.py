@@ -25,7 +25,16 @@ from .data import protocols
 from .data.errors import DatasetRootError
 from .data.registry import load_natural_images
 from .evaluation import auroc
-from .io import METRICS_FILE, SCORES_FILE, config_hash, provenance, read_metrics, write_json, write_scores
+from .io import (
+    METRICS_FILE,
+    SCORES_FILE,
+    config_hash,
+    conflicting_keys,
+    provenance,
+    read_metrics,
+    write_json,
+    write_scores,
+)
 from .methods.registry import build_detector
 from .models.weights import WeightsError
 
@@ -74,13 +83,16 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Execute one run into `run_dir`; return its metrics (the existing ones if already done)."""
     validate(cfg)
     run_dir = Path(run_dir)
-    identity = config_hash(semantic_config(cfg))
+    semantic = semantic_config(cfg)
+    identity = config_hash(semantic)
     existing = read_metrics(run_dir)
     if existing and existing.get("status") == "done":
-        if existing.get("config_hash") != identity:
+        conflicts = conflicting_keys(existing.get("config", {}), semantic)
+        if conflicts or "config" not in existing:
+            shown = ", ".join(conflicts[:5]) or "no recorded config"
             raise RunDirError(
-                f"{run_dir / METRICS_FILE} is a finished run of a different configuration "
-                f"(config_hash {existing.get('config_hash')} != {identity}); choose another hydra.run.dir"
+                f"{run_dir / METRICS_FILE} is a finished run of a different configuration ({shown}); "
+                "choose another hydra.run.dir or remove that folder"
             )
         log.info("already done, skipping: %s (test AUC %.4f)", run_dir, existing.get("test_auc", float("nan")))
         return existing
@@ -100,6 +112,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "status": "running",
         **run_axes(cfg),
         "config_hash": identity,
+        "config": semantic,
         "data": {"source": images.source, "splits": splits.sizes()},
         "model": detector.describe(),
     }
