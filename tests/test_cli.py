@@ -88,7 +88,7 @@ def test_a_failed_run_is_recorded_and_runs_again(tmp_path, monkeypatch):
 def test_a_done_folder_of_another_configuration_is_not_overwritten(tmp_path):
     train.run(compose_config([*TINY, "trainer.epochs=1"]), tmp_path)
     before = (tmp_path / "metrics.json").read_text()
-    with pytest.raises(train.RunDirError, match="different configuration"):
+    with pytest.raises(train.RunDirError, match=r"different configuration \(seed\)"):
         train.run(compose_config([*TINY, "trainer.epochs=1", "seed=3"]), tmp_path)
     assert (tmp_path / "metrics.json").read_text() == before
 
@@ -224,3 +224,14 @@ def test_semi_supervised_one_vs_all_needs_another_class(tmp_path):
         train.run(compose_config([*TINY, "setup.semi_supervised=true"]), tmp_path)
     with pytest.raises(ConfigError, match="setup.labeled_anomaly_class=5 .*allowed: 0..2"):
         train.run(compose_config([*TINY, "setup.semi_supervised=true", "setup.labeled_anomaly_class=5"]), tmp_path)
+
+
+def test_a_done_run_from_an_older_schema_is_still_recognised(tmp_path):
+    cfg = compose_config([*TINY, "trainer.epochs=1"])
+    train.run(cfg, tmp_path)
+    path = tmp_path / "metrics.json"
+    metrics = json.loads(path.read_text())
+    del metrics["config"]["setup"]["semi_supervised"]  # as if written before that key existed
+    metrics["config"]["retired_group"] = {"old_key": 1}
+    path.write_text(json.dumps(metrics))
+    assert train.run(cfg, tmp_path)["test_auc"] == metrics["test_auc"]
