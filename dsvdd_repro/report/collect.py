@@ -1,0 +1,66 @@
+"""Collect run folders into one table (`runs.csv`), one row per run, keyed like the published CSV.
+
+Every `metrics.json` below a root becomes a row, finished or failed, so that the report can say
+which cells are missing or failed instead of silently dropping them. The columns named in
+`report.published.KEY_COLUMNS` are derived here with the published CSV's conventions:
+anomaly specs as `strokes:5` / `block_perm:8`, empty where a setting has none (one-vs-all; the
+training set of unsupervised runs), objective / lr / weighting empty for the baselines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import collect_metrics
+
+DEEP_VARIANTS = ("dsvdd", "dsvdd_bias", "dsvdd_bias_noise", "dsvdd_bias_var")
+RUN_COLUMNS = (
+    "status", "variant", "method", "dataset", "setup", "semi_supervised", "normal_class",
+    "labeled_anomaly_class", "train_anomaly", "val_anomaly", "test_anomaly", "objective", "lr",
+    "backbone_lr_factor", "weighting", "regularizer", "k", "bias", "pooling", "weights", "weights_used",
+    "features", "image_size", "epochs", "seed", "profile", "test_auc", "val_auc", "best_epoch", "collapsed",
+    "collapse_epoch", "seconds", "error", "run_dir",
+)
+
+
+def anomaly_key(spec: dict | None) -> str:
+    """{"name": "strokes", "thickness": 5, ...} -> "strokes:5"; {"name": "block_perm", "n": 8} -> "block_perm:8"."""
+    if not spec:
+        return ""
+    value = spec.get("n") if spec["name"] == "block_perm" else spec.get("thickness")
+    return f"{spec['name']}:{value}"
+
+
+def run_record(metrics: dict) -> dict:
+    """One run's row: its axes, outcome and the published-table key columns."""
+    record = {column: metrics.get(column) for column in RUN_COLUMNS}
+    anomaly = metrics.get("anomaly") or {}
+    alteration = metrics.get("setup") == "alteration"
+    semi = bool(metrics.get("semi_supervised"))
+    record["semi_supervised"] = semi
+    record["train_anomaly"] = anomaly_key(anomaly.get("train")) if alteration and semi else ""
+    record["val_anomaly"] = anomaly_key(anomaly.get("val")) if alteration else ""
+    record["test_anomaly"] = anomaly_key(anomaly.get("test")) if alteration else ""
+    deep = metrics.get("variant") in DEEP_VARIANTS
+    record["objective"] = metrics.get("objective") if deep else ""
+    record["lr"] = float(metrics["lr"]) if deep and metrics.get("lr") is not None else np.nan
+    regularized = deep and metrics.get("regularizer") not in (None, "none")
+    record["weighting"] = (metrics.get("weighting") or "") if regularized else ""
+    used = (metrics.get("model") or {}).get("weights_used") or {}
+    record["weights_used"] = used.get("weights") if isinstance(used, dict) else None
+    record["features"] = metrics.get("features") or ""
+    return record
+
+
+def collect_runs(root: Path) -> pd.DataFrame:
+    """All runs below `root` (see module docstring); an empty frame with the columns if none."""
+    records = [run_record(metrics) for metrics in collect_metrics(root)]
+    frame = pd.DataFrame(records, columns=list(RUN_COLUMNS))
+    for column in ("train_anomaly", "val_anomaly", "test_anomaly", "objective", "weighting", "features"):
+        frame[column] = frame[column].fillna("").astype(str)
+    frame["semi_supervised"] = frame["semi_supervised"].fillna(False).astype(bool)
+    frame["lr"] = pd.to_numeric(frame["lr"], errors="coerce")
+    return frame

@@ -1,0 +1,97 @@
+"""The report on synthetic run folders: cells are joined on the published keys, aggregated the
+paper's way, and missing or failed cells are marked, never dropped."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dsvdd_repro.report.collect import anomaly_key, collect_runs
+from dsvdd_repro.report.published import load_published
+from dsvdd_repro.report.tables import pivot, table_cells, to_latex, to_markdown
+
+
+def metrics(variant, test_auc, seed=0, status="done", **axes):
+    regularizer = {"dsvdd_bias_noise": "noise", "dsvdd_bias_var": "variance"}.get(variant, "none")
+    base = {
+        "status": status, "variant": variant, "method": "dsvdd" if variant.startswith("dsvdd") else variant,
+        "dataset": "cifar10", "setup": "one_vs_all", "semi_supervised": False, "normal_class": 0,
+        "labeled_anomaly_class": None, "anomaly": None, "objective": "one_class", "lr": 0.001,
+        "backbone_lr_factor": 0.1, "regularizer": regularizer, "weighting": None if regularizer == "none" else "adaptive",
+        "k": 5 if regularizer == "noise" else None, "bias": variant != "dsvdd", "pooling": "max", "weights": "none",
+        "seed": seed, "profile": "smoke", "test_auc": test_auc, "val_auc": 0.5, "best_epoch": 1, "collapsed": False,
+        "history": [], "seconds": 1.0,
+    }
+    base.update(axes)
+    return base
+
+
+def write_runs(root, runs):
+    for i, run in enumerate(runs):
+        folder = root / f"run{i}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(run))
+
+
+def test_anomaly_keys_follow_the_published_notation():
+    assert anomaly_key({"name": "strokes", "n": 2, "thickness": 9}) == "strokes:9"
+    assert anomaly_key({"name": "block_perm", "n": 8, "thickness": 5}) == "block_perm:8"
+    assert anomaly_key(None) == ""
+
+
+def test_one_vs_all_cell_averages_classes_and_marks_missing_and_failed(tmp_path):
+    runs = []
+    for normal_class, aucs in {0: (0.60, 0.70), 1: (0.80, 0.80)}.items():
+        runs += [metrics("dsvdd", auc, seed=s, normal_class=normal_class) for s, auc in enumerate(aucs)]
+    runs.append(metrics("dsvdd_bias", 0.9, status="failed"))
+    write_runs(tmp_path, runs)
+    frame = collect_runs(tmp_path)
+    assert len(frame) == 5 and (frame["status"] == "failed").sum() == 1
+    cells = table_cells(frame, load_published(), "III").set_index(["variant", "column_label"])
+    ours = cells.loc[("dsvdd", "One-vs-all")]
+    assert ours["ours_mean"] == pytest.approx(72.5)  # classes 65 and 80
+    assert ours["ours_std"] == pytest.approx(np.std([65.0, 80.0], ddof=1))
+    assert ours["n_runs"] == 4 and ours["n_classes"] == 2 and ours["paper_mean"] == 67.9
+    assert ours["diff"] == pytest.approx(72.5 - 67.9) and not ours["beyond_spread"]
+    assert cells.loc[("dsvdd_bias", "One-vs-all"), "status"] == "failed"
+    assert cells.loc[("geo", "Strokes 1"), "status"] == "missing"
+    assert len(cells) == 18  # every published cell is there
+
+
+def test_alteration_cells_join_on_anomaly_objective_lr_and_select_k_on_validation(tmp_path):
+    strokes5 = {s: {"name": "strokes", "n": 2, "thickness": 5} for s in ("train", "val", "test")}
+    common = {"dataset": "wikiart", "setup": "alteration", "anomaly": strokes5, "normal_class": None}
+    runs = [
+        metrics("dsvdd_bias_noise", 0.70, k=5, val_auc=0.60, **common),
+        metrics("dsvdd_bias_noise", 0.99, k=30, val_auc=0.55, **common),  # better test, worse validation
+        metrics("dsvdd_bias_noise", 0.10, k=5, val_auc=0.60, objective="soft_boundary", **common),
+        metrics("dsvdd_bias_noise", 0.10, k=5, val_auc=0.60, lr=0.1, **common),
+        metrics("dsvdd_bias_noise", 0.10, k=5, val_auc=0.60, pooling="none", **common),
+    ]
+    write_runs(tmp_path, runs)
+    cells = table_cells(collect_runs(tmp_path), load_published(), "IV")
+    one_class = cells[(cells.variant == "dsvdd_bias_noise") & (cells.objective == "one_class")
+                      & (cells.dataset == "wikiart") & (cells.column_label == "Strokes 5")].iloc[0]
+    assert one_class["ours_mean"] == pytest.approx(70.0) and one_class["k"] == "5" and one_class["n_runs"] == 1
+    soft = cells[(cells.variant == "dsvdd_bias_noise") & (cells.objective == "soft_boundary")
+                 & (cells.dataset == "wikiart") & (cells.column_label == "Strokes 5")].iloc[0]
+    assert soft["ours_mean"] == pytest.approx(10.0) and soft["beyond_spread"]
+
+
+def test_rendered_tables_keep_every_cell(tmp_path):
+    write_runs(tmp_path, [metrics("dsvdd", 0.7)])
+    cells = table_cells(collect_runs(tmp_path), load_published(), "II")
+    table = pivot(cells)
+    assert table.shape == (9, 4)
+    markdown = to_markdown(table)
+    assert markdown.count("missing") == 36 and "OC-SVM w/ PCA" in markdown
+    assert r"$\pm$" in to_latex(table)
+
+
+def test_empty_root_gives_an_all_missing_table(tmp_path):
+    frame = collect_runs(tmp_path)
+    assert frame.empty and "test_auc" in frame.columns
+    cells = table_cells(frame, load_published(), "VI")
+    assert (cells["status"] == "missing").all() and len(cells) == 28
+    assert isinstance(pivot(cells), pd.DataFrame)
