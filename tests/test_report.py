@@ -95,3 +95,27 @@ def test_empty_root_gives_an_all_missing_table(tmp_path):
     cells = table_cells(frame, load_published(), "VI")
     assert (cells["status"] == "missing").all() and len(cells) == 28
     assert isinstance(pivot(cells), pd.DataFrame)
+
+
+def test_figures_compute_differences_and_draw_even_with_gaps(tmp_path):
+    from dsvdd_repro.report.figures import draw_figure1, draw_figure2, figure1_data, figure2_data
+
+    bp8 = {s: {"name": "block_perm", "n": 8, "thickness": 5} for s in ("train", "val", "test")}
+    common = {"dataset": "voc2012", "setup": "alteration", "anomaly": bp8, "normal_class": None,
+              "objective": "soft_boundary"}
+    runs = [metrics("dsvdd", 0.60, lr=0.01, **common), metrics("dsvdd_bias_noise", 0.65, lr=0.01, **common),
+            metrics("dsvdd", 0.70, **{**common, "objective": "one_class"}),
+            metrics("dsvdd", 0.74, pooling="none", **{**common, "objective": "one_class"})]
+    write_runs(tmp_path, runs)
+    frame = collect_runs(tmp_path)
+    fig1 = figure1_data(frame)
+    noise = fig1[(fig1.variant == "dsvdd_bias_noise") & np.isclose(fig1.lr, 0.01) & (fig1.scheme.str.startswith("backbone"))]
+    assert noise["difference"].iloc[0] == pytest.approx(5.0)
+    assert fig1[np.isclose(fig1.lr, 0.1)]["difference"].isna().all()
+    fig2 = figure2_data(frame).set_index(["model", "pooling"])
+    assert fig2.loc[("C", "max"), "auc"] == pytest.approx(70.0) and fig2.loc[("C", "none"), "auc"] == pytest.approx(74.0)
+    for draw in (draw_figure1, draw_figure2):
+        figure = draw(frame)
+        figure.savefig(tmp_path / f"{draw.__name__}.png")
+        assert (tmp_path / f"{draw.__name__}.png").stat().st_size > 1000
+    draw_figure1(collect_runs(tmp_path / "nothing")).savefig(tmp_path / "empty.png")
