@@ -109,7 +109,7 @@ def test_semi_supervised_alteration_train_is_90_percent_natural_10_percent_label
     specs = {"train": {"name": "block_perm", "n": 8, "thickness": 1}, "val": STROKES, "test": BLOCKS}
     splits = protocols.alteration(images, specs, seed=0, progress=False, labeled_anomaly_fraction=0.1)
     n_natural = 400
-    n_labeled = round(n_natural / 9)  # VOC2012: 5,717 natural + 635 labeled = 6,352
+    n_labeled = n_natural // 9  # VOC2012: 5,717 natural + 635 labeled = 6,352; WikiArt 7,856 + 872
     assert len(splits.train) == n_natural + n_labeled
     assert (splits.train.semi_targets == -1).sum() == n_labeled == splits.train.labels.sum()
     assert splits.train.anomaly["name"] == "block_perm" and splits.test.anomaly["name"] == "block_perm"
@@ -117,3 +117,9 @@ def test_semi_supervised_alteration_train_is_90_percent_natural_10_percent_label
     altered_rows = np.flatnonzero(splits.train.labels == 1)
     natural = images.train_images[splits.train.keys[altered_rows]]
     assert (splits.train.batch(altered_rows) != natural).flatten(1).any(dim=1).all()
+
+
+def test_labeled_anomaly_counts_match_the_papers_semi_supervised_training_sets():
+    assert 5717 + protocols.labeled_anomaly_count(5717, 0.1) == 6352  # VOC2012
+    assert 7856 + protocols.labeled_anomaly_count(7856, 0.1) == 8728  # WikiArt
+    assert protocols.labeled_anomaly_count(40000, 0.1) == 4444  # CIFAR-10 (not reported)

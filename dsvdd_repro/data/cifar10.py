@@ -18,7 +18,6 @@ torchvision's (airplane=0 ... truck=9) for both layouts.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import pathlib
 import pickle
@@ -27,10 +26,10 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .cache import cached_arrays, default_cache_root, fingerprint
 from .errors import DatasetRootError
+from .imagefiles import map_chunks
 from .images import NaturalImages
 
 log = logging.getLogger(__name__)
@@ -219,22 +218,11 @@ def _decode_images(folder: pathlib.Path, rel_paths: list[str], desc: str = "deco
     """Decode all files to uint8 [N, 3, 32, 32] in the given order, with a progress bar."""
     chunks = [(str(folder), rel_paths[i:i + _CHUNK]) for i in range(0, len(rel_paths), _CHUNK)]
     out = np.empty((len(rel_paths), 3, NATIVE_SIZE, NATIVE_SIZE), dtype=np.uint8)
-    with tqdm(total=len(rel_paths), desc=desc, unit="img", leave=False) as bar:
-        def fill(results):
-            pos = 0
-            for arr in results:
-                out[pos:pos + len(arr)] = arr
-                pos += len(arr)
-                bar.update(len(arr))
-
-        if len(rel_paths) >= _POOL_MIN_IMAGES and (os.cpu_count() or 1) > 1:
-            # fork: workers need no re-import (and no torch import); they only run PIL/numpy.
-            methods = multiprocessing.get_all_start_methods()
-            ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-            with ctx.Pool(min(_POOL_WORKERS, os.cpu_count() or 1)) as pool:
-                fill(pool.imap(_decode_chunk, chunks))
-        else:
-            fill(map(_decode_chunk, chunks))
+    workers = min(_POOL_WORKERS, os.cpu_count() or 1) if len(rel_paths) >= _POOL_MIN_IMAGES else 1
+    pos = 0
+    for arr in map_chunks(_decode_chunk, chunks, [len(c[1]) for c in chunks], desc, workers):
+        out[pos:pos + len(arr)] = arr
+        pos += len(arr)
     return out
 
 

@@ -3,18 +3,30 @@
 - `one_vs_all`: one class is normal. A seeded 80% of its train images form the training set, every
   other train image (the remaining 20% of the normal class and all other classes) the validation
   set, and the official test set the test set. Label 1 = any class but the normal one.
-- `alteration`: all classes pooled as normal. A seeded 20% of the train set is moved to validation,
-  the rest trains. Every validation and test image gets one anomalous counterpart made by the
-  split's anomaly generator, so validation and test are half normal, half anomalous
-  (CIFAR-10: 40,000 / 20,000 / 20,000).
+- `alteration`: all classes pooled as normal. A seeded share of one pool is moved to validation:
+  the dataset says which (`NaturalImages.val_from`) and how much (`default_val_fraction`, unless
+  `val_fraction` is given). CIFAR-10 and WikiArt: 20% of the given train set validates, the rest
+  trains, the given test/val set tests (CIFAR-10: 40,000 / 20,000 / 20,000 rows; WikiArt: 7,856 /
+  3,928 / 8,410). VOC2012: the whole given train set trains, 40% of the given val set validates and
+  the other 60% tests (5,717 / 4,658 / 6,988). Every validation and test image gets one anomalous
+  counterpart made by the split's anomaly generator, so validation and test are half normal, half
+  anomalous.
 
-A split never copies images: it indexes the decoded natural images and stores only the altered
-counterparts, which are generated once per run, deterministically per (seed, split, natural image
-index), so every method sees the same anomalies for the same seed.
+A split never copies the pools: it indexes the decoded natural images (torch tensors, possibly
+memory-mapped, or numpy arrays) and stores only the altered counterparts, which are generated once
+per run, deterministically per (seed, split, natural image index), so every method sees the same
+anomalies for the same seed. Generating them once costs milliseconds per 224 px image for strokes,
+too much to redo at every validation epoch; holding them costs 150 KB each, ~0.9 GB for VOC2012's
+5,823 (val + test). So when the natural images carry an `mmap_dir` and the altered set exceeds
+`_MMAP_MIN_BYTES`, it is written into an unlinked memory-mapped file there (file-backed pages the
+kernel can write back and drop, freed when the run ends) instead of anonymous memory.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +41,19 @@ from .images import NaturalImages
 # independent random numbers.
 _SPLIT_STREAM, _SUBSAMPLE_STREAM, _LABELED_STREAM = 1, 2, 4
 _GENERATION_BATCH = 500
+# Altered sets at least this large go to a memory-mapped file when the dataset gives an mmap_dir.
+_MMAP_MIN_BYTES = 64 << 20
+
+log = logging.getLogger(__name__)
+
+
+def _gather(pool, index: np.ndarray) -> torch.Tensor:
+    """pool[index] as a new uint8 tensor; `pool` is a torch tensor or a numpy array (e.g. a memory map),
+    of which only the indexed rows are read."""
+    index = np.asarray(index, dtype=np.int64)
+    if isinstance(pool, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(pool[index]))
+    return pool[torch.from_numpy(index)]
 
 
 @dataclass
@@ -59,11 +84,11 @@ class SplitData:
     def batch(self, rows: np.ndarray) -> torch.Tensor:
         """uint8 images [len(rows), 3, H, W] for the given row positions."""
         rows = np.asarray(rows)
-        images = self.pool[torch.from_numpy(self.keys[rows])]
+        images = _gather(self.pool, self.keys[rows])
         slots = self.altered_slot[rows]
         altered = slots >= 0
         if altered.any():
-            images[torch.from_numpy(np.flatnonzero(altered))] = self.altered_images[torch.from_numpy(slots[altered])]
+            images[torch.from_numpy(np.flatnonzero(altered))] = _gather(self.altered_images, slots[altered])
         return images
 
     def iter_batches(self, batch_size: int, order: np.ndarray | None = None):
@@ -102,20 +127,43 @@ def _natural_split(name: str, pool: torch.Tensor, keys: np.ndarray, labels: np.n
     )
 
 
+def _allocate(shape: tuple[int, ...], mmap_dir: str | None) -> torch.Tensor:
+    """An uninitialised uint8 tensor: in RAM, or for a large one with `mmap_dir` backed by an unlinked
+    temporary file there (no name on disk; its space is freed when the process ends)."""
+    nbytes = math.prod(shape)
+    if mmap_dir is None or nbytes < _MMAP_MIN_BYTES:
+        return torch.empty(shape, dtype=torch.uint8)
+    try:
+        with tempfile.TemporaryFile(dir=mmap_dir, prefix=".altered-") as fh:
+            fh.truncate(nbytes)
+            mapped = np.memmap(fh, dtype=np.uint8, mode="r+", shape=shape)  # the map keeps its own fd
+    except OSError as exc:
+        log.warning("cannot map the altered images in %s (%s); keeping them in memory", mmap_dir, exc)
+        return torch.empty(shape, dtype=torch.uint8)
+    return torch.from_numpy(mapped)
+
+
 def generate_anomalies(
-    pool: torch.Tensor, keys: np.ndarray, generator: AnomalyGenerator, seed: int, split: str, progress: bool = True
+    pool,
+    keys: np.ndarray,
+    generator: AnomalyGenerator,
+    seed: int,
+    split: str,
+    progress: bool = True,
+    mmap_dir: str | None = None,
 ) -> torch.Tensor:
     """The altered counterparts of pool[keys], generated in batches (deterministic per key)."""
-    out = torch.empty((len(keys), *pool.shape[1:]), dtype=torch.uint8)
+    out = _allocate((len(keys), *pool.shape[1:]), mmap_dir)
     starts = range(0, len(keys), _GENERATION_BATCH)
     for start in tqdm(starts, desc=f"{split} anomalies ({generator.name})", disable=not progress, leave=False):
         chunk = keys[start : start + _GENERATION_BATCH]
-        out[start : start + len(chunk)] = generator(pool[torch.from_numpy(chunk)], chunk, seed=seed, split=split)
+        out[start : start + len(chunk)] = generator(_gather(pool, chunk), chunk, seed=seed, split=split)
     return out
 
 
 def _paired_split(
-    name: str, pool: torch.Tensor, keys: np.ndarray, spec: dict, seed: int, progress: bool
+    name: str, pool: torch.Tensor, keys: np.ndarray, spec: dict, seed: int, progress: bool,
+    mmap_dir: str | None = None,
 ) -> SplitData:
     """Each natural image followed (as a block) by its one anomalous counterpart."""
     generator = make_generator(spec["name"], **({"n": spec["n"]} if spec["name"] == "block_perm" else {"thickness": spec["thickness"]}))
@@ -127,7 +175,7 @@ def _paired_split(
         keys=np.concatenate([keys, keys]),
         labels=np.concatenate([np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)]),
         altered_slot=np.concatenate([np.full(n, -1, dtype=np.int64), np.arange(n, dtype=np.int64)]),
-        altered_images=generate_anomalies(pool, keys, generator, seed, name, progress),
+        altered_images=generate_anomalies(pool, keys, generator, seed, name, progress, mmap_dir),
         anomaly=generator.describe(),
     )
 
@@ -163,6 +211,11 @@ def one_vs_all(
     """With `labeled_anomaly_class`, the semi-supervised variant (Section V-A): a seeded
     `labeled_anomaly_fraction` of that class's train images join training as labeled anomalies
     (semi target -1) and leave validation; the other anomaly classes stay unseen in training."""
+    if len(images.class_names) < 2:
+        raise ConfigError(
+            "setup", "one_vs_all", f"{images.name} has a single class ({', '.join(images.class_names)}): "
+            "there is no other class to be anomalous; use setup=alteration"
+        )
     _check_class("setup.normal_class", normal_class, images)
     limits = limits or {}
     train_labels = images.train_labels.numpy()
@@ -195,14 +248,21 @@ def one_vs_all(
     )
 
 
+def labeled_anomaly_count(n_natural: int, fraction: float) -> int:
+    """Labeled anomalies that make up `fraction` of a training set with `n_natural` natural images,
+    rounded down as the paper's counts imply (VOC2012 5,717 + 635 = 6,352; WikiArt 7,856 + 872 = 8,728)."""
+    return max(1, int(n_natural * fraction / (1.0 - fraction) + 1e-9))
+
+
 def _semi_train_split(
-    pool: torch.Tensor, keys: np.ndarray, spec: dict, seed: int, fraction: float, progress: bool
+    pool: torch.Tensor, keys: np.ndarray, spec: dict, seed: int, fraction: float, progress: bool,
+    mmap_dir: str | None = None,
 ) -> SplitData:
     """All natural training images (unlabeled) plus altered counterparts of a seeded subset of them,
     labeled as anomalies, making up `fraction` of the whole (VOC2012: 5,717 + 635 = 6,352)."""
-    n_labeled = max(1, int(round(len(keys) * fraction / (1.0 - fraction))))
+    n_labeled = labeled_anomaly_count(len(keys), fraction)
     chosen = np.sort(_rng(seed, _LABELED_STREAM).choice(keys, size=min(n_labeled, len(keys)), replace=False))
-    paired = _paired_split("train", pool, chosen, spec, seed, progress)
+    paired = _paired_split("train", pool, chosen, spec, seed, progress, mmap_dir)
     n, m = len(keys), len(chosen)
     return SplitData(
         name="train",
@@ -220,20 +280,28 @@ def alteration(
     images: NaturalImages,
     anomaly_specs: dict[str, dict],
     seed: int,
-    val_fraction: float = 0.2,
+    val_fraction: float | None = None,
     limits: dict | None = None,
     progress: bool = True,
     labeled_anomaly_fraction: float | None = None,
 ) -> ProtocolSplits:
     """`anomaly_specs[split]` = {"name", "n", "thickness"} for "val" and "test" (and "train" when
     semi-supervised: with `labeled_anomaly_fraction`, that share of the training set is labeled
-    anomalies of the train spec, the rest unlabeled natural images)."""
+    anomalies of the train spec, the rest unlabeled natural images). `val_fraction` None = the
+    dataset's `default_val_fraction` of its `val_from` pool."""
     limits = limits or {}
-    n_train_pool = len(images.train_labels)
-    order = _rng(seed, _SPLIT_STREAM).permutation(n_train_pool)
-    n_val = int(round(val_fraction * n_train_pool))
-    val_keys, train_keys = np.sort(order[:n_val]), np.sort(order[n_val:])
-    test_keys = np.arange(len(images.test_labels))
+    fraction = images.default_val_fraction if val_fraction is None else val_fraction
+    from_train = images.val_from == "train"
+    n_pool = len(images.train_labels if from_train else images.test_labels)
+    order = _rng(seed, _SPLIT_STREAM).permutation(n_pool)
+    n_val = int(round(fraction * n_pool))
+    val_keys, rest = np.sort(order[:n_val]), np.sort(order[n_val:])
+    if from_train:
+        train_keys, test_keys, val_pool = rest, np.arange(len(images.test_labels)), images.train_images
+    else:
+        train_keys, test_keys, val_pool = np.arange(len(images.train_labels)), rest, images.test_images
+    log.info("alteration: validation = %d of %d %s-pool images (%.0f%%)",
+             n_val, n_pool, images.val_from, 100 * fraction)
 
     rng = _rng(seed, _SUBSAMPLE_STREAM)
     # Limits count rows; val and test rows come in natural/altered pairs, so halve them.
@@ -243,12 +311,14 @@ def alteration(
     test_keys, _ = _subsample(test_keys, np.zeros(len(test_keys), dtype=np.int64), half.get("max_test"), rng)
     if labeled_anomaly_fraction:
         train = _semi_train_split(
-            images.train_images, train_keys, anomaly_specs["train"], seed, labeled_anomaly_fraction, progress
+            images.train_images, train_keys, anomaly_specs["train"], seed, labeled_anomaly_fraction, progress,
+            images.mmap_dir,
         )
     else:
         train = _natural_split("train", images.train_images, train_keys, np.zeros(len(train_keys)))
     return ProtocolSplits(
         train=train,
-        val=_paired_split("val", images.train_images, val_keys, anomaly_specs["val"], seed, progress),
-        test=_paired_split("test", images.test_images, test_keys, anomaly_specs["test"], seed, progress),
+        val=_paired_split("val", val_pool, val_keys, anomaly_specs["val"], seed, progress, images.mmap_dir),
+        test=_paired_split("test", images.test_images, test_keys, anomaly_specs["test"], seed, progress,
+                           images.mmap_dir),
     )

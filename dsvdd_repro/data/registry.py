@@ -30,4 +30,28 @@ def load_natural_images(dataset: DictConfig) -> NaturalImages:
         return load_cifar10(
             dataset.root, download=dataset.download, image_size=dataset.image_size, cache_dir=dataset.cache_dir
         )
+    if dataset.name == "voc2012":
+        from .voc2012 import load_voc2012
+
+        if not dataset.root:
+            raise DatasetRootError(
+                "dataset.root is not set: pass dataset.root=<folder holding VOCdevkit/VOC2012> or set "
+                "DSVDD_VOC2012_ROOT; add dataset.download=true to download VOC2012 there with torchvision "
+                "(~2 GB)"
+            )
+        return load_voc2012(
+            dataset.root, download=dataset.download, image_size=dataset.image_size, cache_dir=dataset.cache_dir
+        )
+    if dataset.name == "wikiart":
+        from .wikiart import ARTGAN_URL, load_wikiart
+
+        if not dataset.root:
+            raise DatasetRootError(
+                "dataset.root is not set: pass dataset.root=<folder holding the WikiArt style folders> or "
+                f"set DSVDD_WIKIART_ROOT (WikiArt cannot be downloaded automatically: see {ARTGAN_URL})"
+            )
+        return load_wikiart(
+            dataset.root, styles=list(dataset.styles), require_all_styles=dataset.require_all_styles,
+            image_size=dataset.image_size, cache_dir=dataset.cache_dir, download=dataset.download,
+        )
     raise DatasetRootError(f"dataset={dataset.name!r} has no loader")
