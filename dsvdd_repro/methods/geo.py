@@ -1,0 +1,298 @@
+"""GEO w/ Dirichlet: Golan & El-Yaniv (2018), "Deep anomaly detection using geometric transformations".
+
+As in their reference implementation, and as the paper configures it (Section V-B):
+- 72 transformations, in Golan's order: horizontal flip {no, yes} x translation tx {0, -t, +t}
+  x translation ty {0, -t, +t} x rotation by k * 90 degrees, k in {0, 1, 2, 3}; applied in that
+  order (flip, translate, rotate). t scales with the image as 8 px does with 32 px
+  (round(8 * size / 32): 8 at 32 px, 56 at 224 px). Translations fill with the reflection of the
+  image (scipy/Keras `reflect`, the edge pixel repeated: d c b a | a b c d), as Golan's Keras code.
+  Each transformation is a fixed pixel-index map, so a batch is transformed by one `gather`.
+- A ResNet-18 (`model.weights`, `model.pooling`, `model.bias`) with a linear 72-way head, trained
+  with cross-entropy to recognise the transformation: Adam, lr `method.geo_lr` (1e-4), weight decay
+  `method.geo_weight_decay` (5e-4, Adam's L2 term), batch `method.geo_batch_size` (35) for
+  `method.geo_epochs` = ceil(200 / 72) = 3 epochs. An epoch is the dataset of all 72 transforms of
+  every training image, shuffled (Golan's n_train x 72 samples); `method.geo_max_samples_per_epoch`
+  draws a seeded random subset of it per epoch instead (for CPU runs and tests; null = all).
+  Golan used a Wide ResNet; the paper swaps in ResNet-18 (with Keras); we use PyTorch.
+- Normality score: for every transformation T_i, a Dirichlet with parameters alpha_i is fitted by
+  maximum likelihood to the softmax vectors y(T_i(x)) of the training set (Minka's fixed point
+  iteration from Golan's initial guess), and score(x) = sum_i sum_j (alpha_ij - 1) log y_j(T_i(x)).
+  That is the sum of the Dirichlet log-densities up to a constant (the normalisers log B(alpha_i)
+  do not depend on x), so the ranking is that of the full log-likelihood. Softmax outputs are
+  clipped at 1e-15 as Golan's code does. The anomaly score is minus the normality score.
+- The model after the last epoch is used (no model selection). The validation AUC is measured once,
+  after training, on a seeded subsample of at most `method.val_max_samples` validation rows (each
+  costs 72 forward passes), and reported in the summary and the last history entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.special import polygamma, psi
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data.protocols import SplitData
+from ..evaluation import auroc
+from .base import Detector
+from .features import selection_rows, subset, unlabeled_train
+
+log = logging.getLogger(__name__)
+
+N_TRANSFORMS = 72
+PAPER_EPOCHS = math.ceil(200 / N_TRANSFORMS)
+EPS = 1e-15
+_LOG_EPS = math.log(EPS)
+# seed stream of the training order
+_ORDER_STREAM = 21
+
+
+# -- transformations -----------------------------------------------------------------------------
+
+
+def translation(image_size: int) -> int:
+    """The translation t in pixels: 8 px at 32 px, scaled with the image side."""
+    return max(1, round(8 * image_size / 32))
+
+
+def transform_params(image_size: int) -> list[tuple[bool, int, int, int]]:
+    """(flip, tx, ty, k_rot90) of the 72 transformations, in Golan's order."""
+    t = translation(image_size)
+    return [
+        (flip, tx, ty, k)
+        for flip in (False, True)
+        for tx in (0, -t, t)
+        for ty in (0, -t, t)
+        for k in range(4)
+    ]
+
+
+def _reflect(index: np.ndarray, n: int) -> np.ndarray:
+    """Half-sample symmetric reflection into [0, n) (scipy.ndimage mode 'reflect')."""
+    index = np.mod(index, 2 * n)
+    return np.where(index >= n, 2 * n - 1 - index, index)
+
+
+def index_maps(image_size: int) -> torch.Tensor:
+    """[72, H*W] long: transformation i maps a flattened image x to x[..., maps[i]].
+
+    Built by applying each transformation to the image of pixel indices, so the maps are the
+    transformations themselves: flip the columns, move the content by (tx, ty) with reflected
+    borders, then rotate by k * 90 degrees (np.rot90).
+    """
+    size = image_size
+    base = np.arange(size * size).reshape(size, size)
+    maps = []
+    for flip, tx, ty, k in transform_params(image_size):
+        m = base[:, ::-1] if flip else base
+        rows, cols = _reflect(np.arange(size) - ty, size), _reflect(np.arange(size) - tx, size)
+        m = m[np.ix_(rows, cols)]
+        maps.append(np.rot90(m, k).reshape(-1))
+    return torch.from_numpy(np.stack(maps).astype(np.int64))
+
+
+def apply_transforms(images: torch.Tensor, which: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """images [B, C, H, W] (any dtype), which [B] transformation indices -> transformed images."""
+    b, c, h, w = images.shape
+    if h != w:
+        raise ValueError(f"GEO's rotations need square images, got {h}x{w}")
+    index = maps[which].unsqueeze(1).expand(b, c, h * w)
+    return images.reshape(b, c, h * w).gather(2, index).reshape(b, c, h, w)
+
+
+# -- Dirichlet maximum likelihood ----------------------------------------------------------------
+
+
+def inv_psi(y: np.ndarray, iters: int = 5) -> np.ndarray:
+    """The inverse digamma function (Minka's initial guess and Newton steps)."""
+    x = np.where(y >= -2.22, np.exp(y) + 0.5, -1.0 / (y - psi(1)))
+    for _ in range(iters):
+        x = x - (psi(x) - y) / polygamma(1, x)
+    return x
+
+
+def fit_dirichlet(mean_p: np.ndarray, mean_log_p: np.ndarray, max_iter: int = 1000, tol: float = 1e-9) -> np.ndarray:
+    """MLE of Dirichlet parameters from the sufficient statistics of N samples p_n in the simplex:
+    mean_p = mean of p_n, mean_log_p = mean of log p_n ([K], or [..., K] for independent fits at
+    once). Initial guess as Golan et al. (mean_p times an approximate precision), then Minka's fixed
+    point alpha = psi^-1(psi(sum alpha) + mean_log_p) until every fit moves less than `tol`."""
+    f = np.clip(np.asarray(mean_p, dtype=np.float64), EPS, 1 - EPS)
+    mean_log_p = np.asarray(mean_log_p, dtype=np.float64)
+    k = f.shape[-1]
+    # >= 0 by Jensen's inequality; 0 only if every sample is the same point (then a huge precision)
+    denominator = np.sum(f * np.log(f), axis=-1) - np.sum(f * mean_log_p, axis=-1)
+    precision = (k - 1) * (-psi(1)) / np.maximum(denominator, 1e-12)
+    alpha = f * precision[..., None]
+    for _ in range(max_iter):
+        new = inv_psi(psi(alpha.sum(axis=-1, keepdims=True)) + mean_log_p)
+        done = np.sqrt(np.sum((new - alpha) ** 2, axis=-1)).max() < tol
+        alpha = new
+        if done:
+            break
+    return alpha
+
+
+def fit_dirichlet_samples(p: np.ndarray) -> np.ndarray:
+    """MLE of Dirichlet parameters from samples p [N, K] (rows in the simplex)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return fit_dirichlet(p.mean(axis=0), np.log(p).mean(axis=0))
+
+
+# -- the detector --------------------------------------------------------------------------------
+
+
+class TransformClassifier(nn.Module):
+    def __init__(self, backbone: nn.Module, feature_dim: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(feature_dim, N_TRANSFORMS)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+
+@dataclass
+class GeoSettings:
+    epochs: int = PAPER_EPOCHS
+    batch_size: int = 35
+    lr: float = 1e-4
+    weight_decay: float = 5e-4
+    max_samples_per_epoch: int | None = None
+    eval_batch_size: int = 500
+    val_max_samples: int | None = 2000
+    seed: int = 0
+    progress: bool = True
+
+
+class GEO(Detector):
+    def __init__(self, model: TransformClassifier, image_size: int, settings: GeoSettings, device: torch.device):
+        self.model = model.to(device)
+        self.settings = settings
+        self.device = device
+        self.image_size = image_size
+        self.maps = index_maps(image_size).to(device)
+        self.alpha: torch.Tensor | None = None  # [72 transforms, 72 classes]
+
+    def describe(self) -> dict:
+        return {
+            "weights_used": getattr(self.model.backbone, "weights_info", None),
+            "n_transforms": N_TRANSFORMS,
+            "translation_px": translation(self.image_size),
+            "head": f"linear {self.model.head.in_features} -> {N_TRANSFORMS}",
+        }
+
+    # -- scoring ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _log_probs(self, split: SplitData, desc: str):
+        """Yield (rows, clipped log-softmax [B, 72 transforms, 72 classes]) over image batches."""
+        self.model.eval()
+        per_batch = max(1, self.settings.eval_batch_size // N_TRANSFORMS)
+        which = torch.arange(N_TRANSFORMS, device=self.device)
+        total = -(-len(split) // per_batch)
+        batches = split.iter_batches(per_batch)
+        for rows, images in tqdm(batches, total=total, desc=desc, disable=not self.settings.progress, leave=False):
+            images = images.to(self.device, non_blocking=True)
+            b = len(images)
+            x = apply_transforms(images.repeat_interleave(N_TRANSFORMS, 0), which.repeat(b), self.maps)
+            logp = F.log_softmax(self.model(x).float(), dim=1).clamp_min(_LOG_EPS)
+            yield rows, logp.view(b, N_TRANSFORMS, N_TRANSFORMS)
+
+    def _normality(self, split: SplitData, desc: str) -> np.ndarray:
+        weights = (self.alpha - 1).to(self.device)
+        out = np.empty(len(split), dtype=np.float64)
+        for rows, logp in self._log_probs(split, desc):
+            out[rows] = torch.einsum("btk,tk->b", logp.double(), weights).cpu().numpy()
+        return out
+
+    def score(self, split: SplitData) -> np.ndarray:
+        if self.alpha is None:
+            raise RuntimeError("score() called before fit()")
+        return -self._normality(split, f"score {split.name} (x72)")
+
+    def _fit_dirichlets(self, train: SplitData) -> dict:
+        sum_p = torch.zeros(N_TRANSFORMS, N_TRANSFORMS, dtype=torch.float64, device=self.device)
+        sum_log_p = torch.zeros_like(sum_p)
+        for _, logp in self._log_probs(train, "Dirichlet fit (x72)"):
+            logp = logp.double()
+            sum_p += logp.exp().sum(0)
+            sum_log_p += logp.sum(0)
+        n = len(train)
+        mean_p, mean_log_p = (sum_p / n).cpu().numpy(), (sum_log_p / n).cpu().numpy()
+        alpha = fit_dirichlet(mean_p, mean_log_p)  # one Dirichlet per transformation (row)
+        self.alpha = torch.from_numpy(alpha)
+        # how often the classifier recognises each transformation on the training set (on average)
+        return {
+            "train_mean_p_correct": float(np.mean(np.diag(mean_p))),
+            "alpha_sum_median": float(np.median(alpha.sum(axis=1))),
+        }
+
+    # -- training ---------------------------------------------------------------------------------
+    def _train_epoch(self, train: SplitData, optimizer, rng: np.random.Generator, epoch: int) -> dict:
+        s = self.settings
+        self.model.train()
+        total = len(train) * N_TRANSFORMS
+        if s.max_samples_per_epoch is not None and s.max_samples_per_epoch < total:
+            pairs = rng.choice(total, size=s.max_samples_per_epoch, replace=False)
+        else:
+            pairs = rng.permutation(total)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
+        starts = range(0, len(pairs), s.batch_size)
+        for start in tqdm(starts, desc=f"epoch {epoch}", disable=not s.progress, leave=False):
+            chunk = pairs[start : start + s.batch_size]
+            if len(chunk) < 2:  # batch norm needs two samples
+                continue
+            which = torch.from_numpy(chunk % N_TRANSFORMS).to(self.device)
+            images = train.batch(chunk // N_TRANSFORMS).to(self.device, non_blocking=True)
+            logits = self.model(apply_transforms(images, which, self.maps))
+            loss = F.cross_entropy(logits, which)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                loss_sum += loss.detach().double() * len(chunk)
+                correct += (logits.argmax(1) == which).sum()
+            seen += len(chunk)
+        return {"loss": float(loss_sum) / max(seen, 1), "train_acc": int(correct) / max(seen, 1), "n_samples": seen}
+
+    def fit(self, train: SplitData, val: SplitData) -> dict:
+        s = self.settings
+        start = time.perf_counter()
+        train = unlabeled_train(train)
+        torch.manual_seed(s.seed)
+        rng = np.random.default_rng([s.seed, _ORDER_STREAM])
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        history = []
+        for epoch in tqdm(range(1, s.epochs + 1), desc="epochs", disable=not s.progress):
+            tic = time.perf_counter()
+            entry = {"epoch": epoch, **self._train_epoch(train, optimizer, rng, epoch), "val_auc": None}
+            entry["seconds"] = time.perf_counter() - tic
+            history.append(entry)
+            log.info("epoch %d/%d: loss %.4f, transformation accuracy %.4f on %d samples (%.1fs)",
+                     epoch, s.epochs, entry["loss"], entry["train_acc"], entry["n_samples"], entry["seconds"])
+        tic = time.perf_counter()
+        dirichlet = self._fit_dirichlets(train)
+        dirichlet["seconds"] = time.perf_counter() - tic
+        rows = selection_rows(val.labels, s.val_max_samples, s.seed)
+        val_subset = subset(val, rows)
+        val_auc = auroc(val_subset.labels, -self._normality(val_subset, "validate (x72)"))
+        history[-1]["val_auc"] = val_auc
+        log.info("Dirichlet fit on %d training images; val AUC %.4f on %d rows", len(train), val_auc, len(rows))
+        return {
+            "history": history,
+            "best_epoch": s.epochs,
+            "val_auc": val_auc,
+            "collapsed": None,
+            "dirichlet": dirichlet,
+            "val_subsample": {"n": len(rows), "n_anomalous": int(val_subset.labels.sum()), "of": len(val)},
+            "samples_per_epoch": history[-1]["n_samples"],
+            "fit_seconds": time.perf_counter() - start,
+        }
