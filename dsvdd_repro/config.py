@@ -14,10 +14,17 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-DATASETS = ("cifar10", "fake")
+DATASETS = ("cifar10", "voc2012", "wikiart", "fake")
+# Section V-A: the six WikiArt styles the paper uses (ArtGAN folder names)
+WIKIART_PAPER_STYLES = (
+    "Art_Nouveau_Modern", "Contemporary_Realism", "Fauvism", "High_Renaissance", "Naive_Art_Primitivism",
+    "Symbolism",
+)
 SETUPS = ("one_vs_all", "alteration")
 ANOMALIES = ("block_perm", "strokes")
-METHODS = ("dsvdd",)
+METHODS = ("dsvdd", "ocsvm", "iforest", "geo")
+SHALLOW_METHODS = ("ocsvm", "iforest")
+FEATURES = ("pca", "cnn")
 MODELS = ("resnet18",)
 POOLINGS = ("max", "none")
 OBJECTIVES = ("one_class", "soft_boundary")
@@ -47,6 +54,10 @@ class DatasetConfig:
     n_classes: int = 3
     n_train_per_class: int = 40
     n_test_per_class: int = 20
+    # only for wikiart: the styles to read (ArtGAN folder names); styles absent on disk are skipped
+    # with a warning unless require_all_styles
+    styles: list[str] = field(default_factory=lambda: list(WIKIART_PAPER_STYLES))
+    require_all_styles: bool = False
 
 
 @dataclass
@@ -55,8 +66,9 @@ class SetupConfig:
     normal_class: int = 0
     # one_vs_all: share of the normal class's train images used for training (rest -> validation)
     train_fraction: float = 0.8
-    # alteration: share of the pooled train set moved to validation
-    val_fraction: float = 0.2
+    # alteration: share of the validation pool moved to validation; null = the dataset's own rule
+    # (CIFAR-10, WikiArt: 20% of the given train set; VOC2012: 40% of the given val set)
+    val_fraction: float | None = None
     # Semi-supervised deep SVDD (Eq. 3, Table VI). one_vs_all: labeled_anomaly_fraction of ONE
     # anomaly class's train images (labeled_anomaly_class) join the training set as labeled
     # anomalies; alteration: labeled anomalies (altered training images, anomaly.train) make up
@@ -92,6 +104,35 @@ class MethodConfig:
     name: str = "dsvdd"
     # |c_j| < center_eps is pushed to +-center_eps (Ruff et al.'s reference implementation)
     center_eps: float = 0.1
+    # Baselines (dsvdd_repro/methods/shallow.py, geo.py). Seeded validation subsample (at most half
+    # per label) for OC-SVM's selection and the baselines' val AUC; null = the whole split.
+    val_max_samples: int | None = 2000
+    # OC-SVM grid: nu x gamma = 2^k * gamma_scale (scikit-learn's "scale"); best val AUC wins
+    ocsvm_nus: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.5])
+    ocsvm_gamma_exponents: list[int] = field(default_factory=lambda: [-8, -6, -4, -2, 0, 2, 4, 6])
+    # kernel SVMs scale quadratically: train on a seeded subsample of at most this many rows
+    ocsvm_max_train: int | None = 10000
+    iforest_trees: int = 100
+    iforest_max_samples: int = 256
+    # GEO (Golan & El-Yaniv; Section V-B): ceil(200/72) epochs of all 72 transforms of each image
+    geo_epochs: int = 3
+    geo_batch_size: int = 35
+    geo_lr: float = 1e-4
+    geo_weight_decay: float = 5e-4
+    # a seeded random subset of the n_train x 72 (image, transform) pairs per epoch; null = all
+    geo_max_samples_per_epoch: int | None = None
+
+
+@dataclass
+class FeaturesConfig:
+    """Inputs of the shallow baselines (method=ocsvm|iforest); see dsvdd_repro/methods/features.py."""
+
+    name: str = "pca"
+    # pca: Deep SVDD's protocol: l1 global contrast normalisation, [0, 1] min-max, PCA keeping 95%
+    pca_variance: float = 0.95
+    gcn: bool = True
+    # cnn: ResNet-18 of model.weights / model.pooling. Extracted features are cached on disk.
+    cache: bool = True
 
 
 @dataclass
@@ -137,7 +178,7 @@ class TrainerConfig:
     device: str = "auto"
     num_threads: int | None = None
     # an epoch counts as collapsed when the validation features' variance falls below
-    # collapse_ratio x their variance at initialisation (see dsvdd_repro/evaluation.py)
+    # collapse_ratio x their mean second moment (see dsvdd_repro/evaluation.py)
     collapse_ratio: float = 1e-3
     progress: bool = True
 
@@ -162,6 +203,7 @@ class Config:
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     seed: int = 0
 
@@ -216,12 +258,42 @@ def _validate_anomaly(cfg: DictConfig, split: str) -> None:
         raise ConfigError(key("thickness"), spec["thickness"], "stroke thickness in pixels must be >= 1")
 
 
+def _at_least(key: str, value: int | None, low: int, nullable: bool = False) -> None:
+    if value is None and nullable:
+        return
+    if value is None or value < low:
+        raise ConfigError(key, value, f"must be {'null or ' if nullable else ''}>= {low}")
+
+
+def _validate_baselines(cfg: DictConfig) -> None:
+    method, features = cfg.method, cfg.features
+    _one_of("features", features.name, FEATURES)
+    _in_range("features.pca_variance", features.pca_variance, 0.0, 1.0, low_open=True)
+    _at_least("method.val_max_samples", method.val_max_samples, 2, nullable=True)
+    if not method.ocsvm_nus:
+        raise ConfigError("method.ocsvm_nus", list(method.ocsvm_nus), "must be a non-empty list")
+    for nu in method.ocsvm_nus:
+        _in_range("method.ocsvm_nus", nu, 0.0, 1.0, low_open=True)
+    if not method.ocsvm_gamma_exponents:
+        raise ConfigError("method.ocsvm_gamma_exponents", list(method.ocsvm_gamma_exponents), "must be a non-empty list")
+    _at_least("method.ocsvm_max_train", method.ocsvm_max_train, 2, nullable=True)
+    _at_least("method.iforest_trees", method.iforest_trees, 1)
+    _at_least("method.iforest_max_samples", method.iforest_max_samples, 2)
+    _at_least("method.geo_epochs", method.geo_epochs, 1)
+    _at_least("method.geo_batch_size", method.geo_batch_size, 2)
+    _positive("method.geo_lr", method.geo_lr)
+    if method.geo_weight_decay < 0:
+        raise ConfigError("method.geo_weight_decay", method.geo_weight_decay, "must be >= 0")
+    _at_least("method.geo_max_samples_per_epoch", method.geo_max_samples_per_epoch, 2, nullable=True)
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value that types alone cannot; raise ConfigError on the first bad one."""
     _one_of("dataset", cfg.dataset.name, DATASETS)
     _positive("dataset.image_size", cfg.dataset.image_size)
     _one_of("setup", cfg.setup.name, SETUPS)
     _one_of("method", cfg.method.name, METHODS)
+    _validate_baselines(cfg)
     _one_of("model", cfg.model.name, MODELS)
     _one_of("model.pooling", cfg.model.pooling, POOLINGS)
     _one_of("objective", cfg.objective.name, OBJECTIVES)
@@ -250,7 +322,22 @@ def validate(cfg: DictConfig) -> None:
     _one_of("trainer.device", cfg.trainer.device, DEVICES)
     _in_range("trainer.collapse_ratio", cfg.trainer.collapse_ratio, 0.0, 1.0, low_open=True)
     _in_range("setup.train_fraction", cfg.setup.train_fraction, 0.0, 1.0, low_open=True)
-    _in_range("setup.val_fraction", cfg.setup.val_fraction, 0.0, 1.0, low_open=True)
+    if cfg.setup.val_fraction is not None:
+        if not 0.0 < cfg.setup.val_fraction < 1.0:
+            raise ConfigError(
+                "setup.val_fraction", cfg.setup.val_fraction, "must be null (the dataset's default) or in (0, 1)"
+            )
+    if cfg.dataset.name == "wikiart":
+        styles = list(cfg.dataset.styles)
+        if not styles or len(set(styles)) != len(styles) or not all(isinstance(s, str) and s for s in styles):
+            raise ConfigError(
+                "dataset.styles", styles,
+                "a non-empty list of distinct style folder names, e.g. " + ",".join(WIKIART_PAPER_STYLES[:2]),
+            )
+    if cfg.dataset.name == "voc2012" and cfg.setup.name == "one_vs_all":
+        raise ConfigError(
+            "setup", "one_vs_all", "voc2012 images have no single class label; use setup=alteration"
+        )
     if cfg.setup.semi_supervised:
         fraction = cfg.setup.labeled_anomaly_fraction
         _in_range("setup.labeled_anomaly_fraction", fraction, 0.0, 1.0, low_open=True)
@@ -275,6 +362,7 @@ def validate(cfg: DictConfig) -> None:
 def run_axes(cfg: DictConfig) -> dict:
     """The experimental axes of a run, as recorded in metrics.json (contract C2)."""
     alteration = cfg.setup.name == "alteration"
+    geo, shallow = cfg.method.name == "geo", cfg.method.name in SHALLOW_METHODS
     return {
         "method": cfg.method.name,
         "variant": variant_name(cfg),
@@ -291,13 +379,18 @@ def run_axes(cfg: DictConfig) -> dict:
         "objective": cfg.objective.name,
         "nu": float(cfg.objective.nu) if cfg.objective.name == "soft_boundary" else None,
         "regularizer": cfg.regularizer.name,
+        "k": int(cfg.regularizer.k) if cfg.regularizer.name == "noise" else None,
+        "d0": float(cfg.regularizer.d0) if cfg.regularizer.name == "variance" else None,
+        "r": int(cfg.regularizer.r) if cfg.regularizer.name == "variance" else None,
+        "weighting": cfg.regularizer.weighting if cfg.regularizer.name != "none" else None,
         "bias": bool(cfg.model.bias),
         "pooling": cfg.model.pooling,
         "weights": cfg.model.weights,
-        "lr": float(cfg.optim.lr),
+        "lr": float(cfg.method.geo_lr if geo else cfg.optim.lr),
         "backbone_lr_factor": float(cfg.optim.backbone_lr_factor),
         "image_size": int(cfg.dataset.image_size),
-        "epochs": int(cfg.trainer.epochs),
+        "epochs": None if shallow else int(cfg.method.geo_epochs if geo else cfg.trainer.epochs),
+        "features": cfg.features.name if shallow else None,
         "seed": int(cfg.seed),
         "profile": cfg.profile.name,
     }
@@ -305,6 +398,10 @@ def run_axes(cfg: DictConfig) -> dict:
 
 def variant_name(cfg: DictConfig) -> str:
     """The paper's table row this configuration belongs to."""
+    if cfg.method.name in SHALLOW_METHODS:
+        return f"{cfg.method.name}_{cfg.features.name}"
+    if cfg.method.name == "geo":
+        return "geo"
     if not cfg.model.bias:
         return "dsvdd" if cfg.regularizer.name == "none" else f"dsvdd_nobias_{cfg.regularizer.name}"
     return {"none": "dsvdd_bias", "noise": "dsvdd_bias_noise", "variance": "dsvdd_bias_var"}[cfg.regularizer.name]
@@ -320,11 +417,14 @@ NON_SEMANTIC_KEYS = (
     "trainer.num_threads",
     "trainer.progress",
     "trainer.eval_batch_size",
+    "features.cache",
 )
 
 
 def semantic_config(cfg: DictConfig) -> dict:
     container = OmegaConf.to_container(cfg, resolve=True)
+    if container.get("method", {}).get("name") not in SHALLOW_METHODS:
+        container.pop("features", None)  # only the shallow baselines read it
     for dotted in NON_SEMANTIC_KEYS:
         group, key = dotted.split(".")
         container.get(group, {}).pop(key, None)
