@@ -421,11 +421,64 @@ NON_SEMANTIC_KEYS = (
 )
 
 
+# Which keys of the method group each method reads (the rest of `method` is another method's).
+_METHOD_KEYS = {
+    "dsvdd": ("center_eps",),
+    "ocsvm": ("val_max_samples", "ocsvm_nus", "ocsvm_gamma_exponents", "ocsvm_max_train"),
+    "iforest": ("val_max_samples", "iforest_trees", "iforest_max_samples"),
+    "geo": ("val_max_samples", "geo_epochs", "geo_batch_size", "geo_lr", "geo_weight_decay",
+            "geo_max_samples_per_epoch"),
+}
+_REGULARIZER_KEYS = {"none": (), "noise": ("k",), "variance": ("d0", "r")}
+
+
 def semantic_config(cfg: DictConfig) -> dict:
+    """The configuration that determines a run's result: the keys its method, setup and
+    regularizer actually read, without where/how it executes (NON_SEMANTIC_KEYS). Two runs with the
+    same semantic config are the same run, so a key that does not apply (e.g. `objective` for
+    OC-SVM, `regularizer.k` without the noise regularizer) never makes a finished run look different.
+    """
     container = OmegaConf.to_container(cfg, resolve=True)
-    if container.get("method", {}).get("name") not in SHALLOW_METHODS:
-        container.pop("features", None)  # only the shallow baselines read it
     for dotted in NON_SEMANTIC_KEYS:
         group, key = dotted.split(".")
         container.get(group, {}).pop(key, None)
+    method = container["method"]["name"]
+    container["method"] = {"name": method, **{k: container["method"][k] for k in _METHOD_KEYS.get(method, ())}}
+    if method != "dsvdd":
+        for group in ("objective", "regularizer", "optim"):
+            container.pop(group, None)
+        container["trainer"] = {}  # the baselines take their settings from `method`
+        if method in SHALLOW_METHODS and container["features"]["name"] == "pca":
+            container.pop("model", None)
+        elif method in SHALLOW_METHODS or method == "geo":
+            container["model"].pop("bias", None)  # the baselines keep the network's biases
+    else:
+        reg = container["regularizer"]
+        if reg["name"] == "none":
+            container["regularizer"] = {"name": "none"}
+        else:
+            keep = ("name", "weighting", "alpha", "beta", "c0", *_REGULARIZER_KEYS[reg["name"]])
+            container["regularizer"] = {k: reg[k] for k in keep}
+        if container["objective"]["name"] == "one_class":
+            container["objective"].pop("nu", None)
+    if method not in SHALLOW_METHODS:
+        container.pop("features", None)
+    setup = container["setup"]
+    if setup["name"] == "one_vs_all":
+        container.pop("anomaly", None)
+        setup.pop("val_fraction", None)
+    else:
+        for key in ("normal_class", "train_fraction", "labeled_anomaly_class"):
+            setup.pop(key, None)
+    if not setup.get("semi_supervised"):
+        for key in ("labeled_anomaly_class", "labeled_anomaly_fraction"):
+            setup.pop(key, None)
+        if "anomaly" in container:
+            container["anomaly"].pop("train", None)  # only labeled anomalies use the train spec
+    if container["dataset"]["name"] != "fake":
+        for key in ("n_classes", "n_train_per_class", "n_test_per_class"):
+            container["dataset"].pop(key, None)
+    if container["dataset"]["name"] != "wikiart":
+        for key in ("styles", "require_all_styles"):
+            container["dataset"].pop(key, None)
     return container

@@ -18,6 +18,7 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .config import ConfigError, run_axes, semantic_config, split_anomaly, validate
@@ -152,6 +153,8 @@ def main(cfg: DictConfig) -> float | None:
     except (*INPUT_ERRORS, RunDirError) as error:
         log.error("%s", error)
         print(f"error: {error}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            return None  # one bad job of a sweep must not stop the others; the report marks it missing
         sys.exit(2)
     return metrics.get("test_auc")
 

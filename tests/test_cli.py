@@ -235,3 +235,65 @@ def test_a_done_run_from_an_older_schema_is_still_recognised(tmp_path):
     metrics["config"]["retired_group"] = {"old_key": 1}
     path.write_text(json.dumps(metrics))
     assert train.run(cfg, tmp_path)["test_auc"] == metrics["test_auc"]
+
+
+def test_run_identity_ignores_keys_a_method_never_reads():
+    from dsvdd_repro.config import semantic_config
+
+    def identity(*overrides):
+        return semantic_config(compose_config([*TINY, *overrides]))
+
+    assert identity("method=ocsvm", "objective=soft_boundary") == identity("method=ocsvm")
+    assert identity("method=iforest", "features=pca", "model.pooling=none") == identity("method=iforest")
+    assert identity("method=iforest", "features=cnn", "model.pooling=none") != identity("method=iforest", "features=cnn")
+    assert identity("regularizer=variance", "regularizer.k=50") == identity("regularizer=variance")
+    assert identity("regularizer=noise", "regularizer.k=50") != identity("regularizer=noise")
+    assert identity("setup=alteration", "setup.normal_class=4") == identity("setup=alteration")
+    assert identity("anomaly.thickness=9") == identity()  # one-vs-all has no anomaly generator
+    assert identity("objective.nu=0.3") == identity()  # nu is soft-boundary's
+    assert identity("objective=soft_boundary", "objective.nu=0.3") != identity("objective=soft_boundary")
+
+
+def test_an_input_error_in_a_sweep_does_not_stop_the_other_jobs(tmp_path):
+    result = run_cli(["-m", *TINY, "trainer.epochs=1", "objective.nu=0,0.5", "objective=soft_boundary",
+                      f"hydra.sweep.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "objective.nu=0.0" in result.stderr
+    done = [json.loads(p.read_text()) for p in tmp_path.rglob("metrics.json")]
+    assert [m["nu"] for m in done] == [0.5]
+
+
+@pytest.mark.parametrize(
+    ("variant", "method", "regularizer", "bias", "features"),
+    [
+        ("dsvdd", "dsvdd", "none", False, None),
+        ("dsvdd_bias", "dsvdd", "none", True, None),
+        ("dsvdd_bias_noise", "dsvdd", "noise", True, None),
+        ("dsvdd_bias_var", "dsvdd", "variance", True, None),
+        ("ocsvm_pca", "ocsvm", None, None, "pca"),
+        ("ocsvm_cnn", "ocsvm", None, None, "cnn"),
+        ("iforest_pca", "iforest", None, None, "pca"),
+        ("iforest_cnn", "iforest", None, None, "cnn"),
+        ("geo", "geo", None, None, None),
+    ],
+)
+def test_each_table_row_is_one_variant_override(variant, method, regularizer, bias, features):
+    from dsvdd_repro.config import variant_name
+
+    cfg = compose_config([*TINY, f"variant={variant}"])
+    assert cfg.method.name == method and variant_name(cfg) == variant
+    if regularizer is not None:
+        assert cfg.regularizer.name == regularizer and cfg.model.bias == bias
+    if features is not None:
+        assert cfg.features.name == features
+
+
+def test_launcher_groups_select_hydra_launchers():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        for launcher, target in [("local", "BasicLauncher"), ("joblib", "JoblibLauncher"), ("slurm", "SlurmLauncher")]:
+            cfg = compose("config", overrides=[f"launcher={launcher}"], return_hydra_config=True)
+            assert cfg.hydra.launcher._target_.endswith(target)
+        slurm = compose("config", overrides=["launcher=slurm", "+launcher/clusters=example"], return_hydra_config=True)
+        assert slurm.hydra.launcher.partition == "gpu" and slurm.trainer.device == "cuda"
