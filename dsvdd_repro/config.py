@@ -8,6 +8,8 @@ allowed (contract C1).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,9 +210,30 @@ class Config:
     seed: int = 0
 
 
+def run_id(*, _root_: DictConfig) -> str:
+    """The run folder's name (resolver `${run_id:}` in conf/config.yaml): readable and bounded,
+    e.g. `dsvdd_bias_noise/wikiart_alteration/3f2a9c81d0e4_s0`. The hash is that of the run's
+    semantic config, so overrides a run does not read (e.g. `objective` for OC-SVM) map to the same
+    folder, and a relaunch finds the finished run there."""
+    job = OmegaConf.masked_copy(_root_, [key for key in _root_.keys() if key != "hydra"])
+    try:
+        semantic = semantic_config(job)
+        seed = semantic.pop("seed", 0)
+        variant = variant_name(job)
+    except Exception:  # invalid configs are reported by validate(); still give them a folder
+        semantic, seed, variant = OmegaConf.to_container(job, resolve=False), job.get("seed", 0), "invalid"
+    text = json.dumps(semantic, sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    setup = job.setup.name + (f"_c{job.setup.normal_class}" if job.setup.name == "one_vs_all" else "")
+    semi = "_semi" if job.setup.get("semi_supervised") else ""
+    return f"{variant}/{job.dataset.name}_{setup}{semi}/{digest}_s{seed}"
+
+
 def register_configs() -> None:
     """Make the schema known to Hydra as `base_config` (first entry of conf/config.yaml's defaults)."""
     ConfigStore.instance().store(name="base_config", node=Config)
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", run_id)
 
 
 register_configs()

@@ -297,3 +297,24 @@ def test_launcher_groups_select_hydra_launchers():
             assert cfg.hydra.launcher._target_.endswith(target)
         slurm = compose("config", overrides=["launcher=slurm", "+launcher/clusters=example"], return_hydra_config=True)
         assert slurm.hydra.launcher.partition == "gpu" and slurm.trainer.device == "cuda"
+
+
+def _run_dir(overrides):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=True).hydra.run.dir
+
+
+def test_run_folders_are_named_by_semantic_config_and_stay_short():
+    many = [*TINY, "setup=alteration", "anomaly=strokes", "anomaly.thickness=1", "anomaly.train.name=block_perm",
+            "anomaly.train.n=8", "setup.semi_supervised=true", "profile.max_train=500", "profile.max_val=500",
+            "profile.max_test=1000", "variant=dsvdd_bias_noise", "objective=soft_boundary"]
+    folder = _run_dir(many)
+    assert folder.startswith("runs/paper/dsvdd_bias_noise/fake_alteration_semi/") and folder.endswith("_s0")
+    assert len(folder) < 90
+    assert _run_dir(many) == folder
+    assert _run_dir([*many, "seed=1"]).endswith("_s1")
+    assert _run_dir([*many, "trainer.device=cpu", "dataset.cache_dir=/elsewhere"]) == folder
+    assert _run_dir([*TINY, "variant=ocsvm_pca", "objective=soft_boundary"]) == _run_dir([*TINY, "variant=ocsvm_pca"])
+    assert _run_dir([*TINY, "variant=ocsvm_pca", "profile=smoke"]).startswith("runs/smoke/ocsvm_pca/fake_one_vs_all_c0/")
