@@ -9,7 +9,7 @@ selection criterion". The step, as the table sweeps call it:
    with the highest mean validation AUC over seeds; ties go to the smaller k;
 3. report that k's runs. Test AUCs are carried along for reporting and never looked at to choose.
 
-Command line: `python -m dsvdd_repro.selection runs/sweep [--param k] [--out selection.csv]`.
+Command line: `python -m dsvdd_repro.selection runs/<profile> [--param k] [--out selection.csv]`.
 """
 
 from __future__ import annotations

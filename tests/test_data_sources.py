@@ -246,7 +246,7 @@ def test_missing_root(tmp_path):
 def test_root_with_neither_layout(tmp_path):
     root = tmp_path / "empty"
     (root / "something").mkdir(parents=True)
-    with pytest.raises(DatasetRootError, match="neither layout") as exc:
+    with pytest.raises(DatasetRootError, match="holds no CIFAR-10 layout") as exc:
         load_cifar10(str(root), cache_dir=str(tmp_path / "cache"))
     msg = str(exc.value)
     assert str(root) in msg and "cifar-10-batches-py" in msg and "airplane" in msg and "truck" in msg

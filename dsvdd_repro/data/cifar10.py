@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .cache import cached_arrays, default_cache_root, fingerprint
 from .errors import DatasetRootError
-from .imagefiles import map_chunks
+from .imagefiles import locate_root, map_chunks
 from .images import NaturalImages
 
 log = logging.getLogger(__name__)
@@ -266,28 +266,10 @@ def load_cifar10(
     cache_dir: str | None = None,
 ) -> NaturalImages:
     """CIFAR-10 (50,000 train / 10,000 test) from `root` as uint8 tensors; see the module docstring."""
-    if root is None or str(root).strip() == "":
-        raise _err(root, f"not set; {_EXPECTED}")
     if int(image_size) < 1:
         raise ValueError(f"image_size must be positive, got {image_size}")
     image_size = int(image_size)
-    root_path = pathlib.Path(root).expanduser().resolve()
-
-    if root_path.exists() and not root_path.is_dir():
-        raise _err(root_path, "is not a folder; " + _EXPECTED)
-    found = _find_layout(root_path) if root_path.is_dir() else None
-    if found is None:
-        if download:
-            log.info("CIFAR-10 not found under %s; downloading with torchvision", root_path)
-            root_path.mkdir(parents=True, exist_ok=True)
-            _download(root_path)
-            found = _find_layout(root_path)
-            if found is None:
-                raise _err(root_path, f"download finished but no {BATCHES_DIR}/ appeared; {_EXPECTED}")
-        elif not root_path.exists():
-            raise _err(root_path, f"does not exist; {_EXPECTED}; set dataset.download=true to download")
-        else:
-            raise _err(root_path, f"holds neither layout; {_EXPECTED}; set dataset.download=true to download")
+    root_path, found = locate_root(root, _find_layout, _download if download else None, _err, _EXPECTED, "CIFAR-10")
     layout, folder = found
     folder = folder.resolve()
 

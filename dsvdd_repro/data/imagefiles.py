@@ -41,6 +41,37 @@ CHUNK = 64
 MMAP_MIN_BYTES = 1 << 20
 
 
+def locate_root(
+    root,
+    find: Callable[[pathlib.Path], object | None],
+    download: Callable[[pathlib.Path], None] | None,
+    error: Callable[[object, str], DatasetRootError],
+    expected: str,
+    name: str,
+) -> tuple[pathlib.Path, object]:
+    """Resolve `dataset.root` and find the dataset's layout under it (`find` returns None when it
+    is not there), downloading into it first when `download` is given; otherwise one clear error
+    line saying what is wrong and what was expected. Returns (resolved root, what `find` found)."""
+    if root is None or str(root).strip() == "":
+        raise error(root, f"not set; {expected}")
+    root_path = pathlib.Path(root).expanduser().resolve()
+    if root_path.exists() and not root_path.is_dir():
+        raise error(root_path, f"is not a folder; {expected}")
+    found = find(root_path) if root_path.is_dir() else None
+    if found is not None:
+        return root_path, found
+    if download is not None:
+        log.info("%s not found under %s; downloading with torchvision", name, root_path)
+        root_path.mkdir(parents=True, exist_ok=True)
+        download(root_path)
+        found = find(root_path)
+        if found is None:
+            raise error(root_path, f"download finished but no {name} layout appeared; {expected}")
+        return root_path, found
+    problem = "does not exist" if not root_path.exists() else f"holds no {name} layout"
+    raise error(root_path, f"{problem}; {expected}; set dataset.download=true to download")
+
+
 def available_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))

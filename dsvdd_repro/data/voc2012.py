@@ -32,7 +32,7 @@ import torch
 
 from .cache import default_cache_root, fingerprint
 from .errors import DatasetRootError
-from .imagefiles import file_listing, load_pools
+from .imagefiles import file_listing, load_pools, locate_root
 from .images import NaturalImages
 
 log = logging.getLogger(__name__)
@@ -106,28 +106,10 @@ def load_voc2012(
     cache_dir: str | None = None,
 ) -> NaturalImages:
     """VOC2012's train (pool train_*) and val (pool test_*) images; see the module docstring."""
-    if root is None or str(root).strip() == "":
-        raise _err(root, f"not set; {_EXPECTED}")
     image_size = int(image_size)
     if image_size < 1:
         raise ValueError(f"image_size must be positive, got {image_size}")
-    root_path = pathlib.Path(root).expanduser().resolve()
-    if root_path.exists() and not root_path.is_dir():
-        raise _err(root_path, f"is not a folder; {_EXPECTED}")
-
-    folder = _find_voc(root_path)
-    if folder is None:
-        if download:
-            log.info("VOC2012 not found under %s; downloading with torchvision", root_path)
-            root_path.mkdir(parents=True, exist_ok=True)
-            _download(root_path)
-            folder = _find_voc(root_path)
-            if folder is None:
-                raise _err(root_path, f"download finished but no VOCdevkit/VOC2012/ appeared; {_EXPECTED}")
-        elif not root_path.exists():
-            raise _err(root_path, f"does not exist; {_EXPECTED}")
-        else:
-            raise _err(root_path, f"holds no VOC2012 layout; {_EXPECTED}")
+    root_path, folder = locate_root(root, _find_voc, _download if download else None, _err, _EXPECTED, "VOC2012")
     folder = folder.resolve()
     if not (folder / IMAGES_DIR).is_dir():
         raise _err(folder, f"incomplete VOC2012: missing {IMAGES_DIR}/; {_EXPECTED}")
