@@ -318,3 +318,11 @@ def test_run_folders_are_named_by_semantic_config_and_stay_short():
     assert _run_dir([*many, "trainer.device=cpu", "dataset.cache_dir=/elsewhere"]) == folder
     assert _run_dir([*TINY, "variant=ocsvm_pca", "objective=soft_boundary"]) == _run_dir([*TINY, "variant=ocsvm_pca"])
     assert _run_dir([*TINY, "variant=ocsvm_pca", "profile=smoke"]).startswith("runs/smoke/ocsvm_pca/fake_one_vs_all_c0/")
+
+
+def test_soft_boundary_nu_follows_the_dataset_as_in_the_paper():
+    def nu(*overrides):
+        return compose_config(["objective=soft_boundary", "model.weights=none", *overrides]).objective.nu
+
+    assert nu("dataset=voc2012") == 0.2 and nu("dataset=wikiart") == 0.1 and nu("dataset=cifar10") == 0.1
+    assert nu("dataset=voc2012", "objective.nu=0.05") == 0.05
