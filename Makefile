@@ -15,9 +15,17 @@ CIFAR10_ROOT ?= $(DATA_DIR)/cifar10
 CIFAR10_DOWNLOAD ?= true
 endif
 
+# WikiArt: the offline subset when this machine has it (WikiArt cannot be downloaded automatically).
+ifneq ($(wildcard $(SHARED_DATA)/wikiart-subset.tar.gz),)
+WIKIART_ROOT ?= $(DATA_DIR)/wikiart-subset
+endif
+PROFILE ?= quick
+LAUNCHER ?= local
+WEIGHTS ?=
+
 DEMO_ARGS ?= setup=one_vs_all setup.normal_class=3 model.bias=true model.weights=none trainer.epochs=2 seed=0
 
-.PHONY: install data demo test test-fast lint clean
+.PHONY: install data demo test test-fast lint clean reproduce-tables report
 
 install: $(VENV)/.installed
 
@@ -26,7 +34,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,slurm]'
 	touch $@
 
-data: $(CIFAR10_ROOT)/.extracted
+data: $(CIFAR10_ROOT)/.extracted $(if $(WIKIART_ROOT),$(WIKIART_ROOT)/.extracted)
+
+$(DATA_DIR)/wikiart-subset/.extracted:
+	mkdir -p $(DATA_DIR)
+	tar xzf $(SHARED_DATA)/wikiart-subset.tar.gz -C $(DATA_DIR)
+	touch $@
 
 $(DATA_DIR)/cifar10-jpeg/.extracted:
 	mkdir -p $(DATA_DIR)
@@ -40,6 +53,18 @@ $(DATA_DIR)/cifar10/.extracted:
 ## One real CIFAR-10 run (one-vs-all, normal class cat, 2 epochs, full splits), ~2-3 min on 2 cores.
 demo: install data
 	$(PY) -m dsvdd_repro.train dataset=cifar10 dataset.root=$(CIFAR10_ROOT) dataset.download=$(CIFAR10_DOWNLOAD) $(DEMO_ARGS)
+
+## Every experiment of the paper for PROFILE (smoke|quick|paper) with LAUNCHER (local|joblib|slurm),
+## then the report into results/$(PROFILE)/. Finished runs are skipped: relaunch after an interruption.
+## WEIGHTS=none|imagenet|<path> (default: imagenet, none for smoke). VOC2012: set DSVDD_VOC2012_ROOT.
+reproduce-tables: install data
+	DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(abspath $(CIFAR10_ROOT))} \
+	DSVDD_WIKIART_ROOT=$${DSVDD_WIKIART_ROOT:-$(if $(WIKIART_ROOT),$(abspath $(WIKIART_ROOT)))} \
+	$(PY) -m dsvdd_repro.reproduce --profile $(PROFILE) --launcher $(LAUNCHER) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+## Only the report of PROFILE, from the runs already in runs/$(PROFILE)/.
+report: install
+	$(PY) -m dsvdd_repro.report runs/$(PROFILE) --out results/$(PROFILE)
 
 ## The whole test suite (slow end-to-end tests included).
 test: install
