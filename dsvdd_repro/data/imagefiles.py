@@ -72,6 +72,19 @@ def locate_root(
     raise error(root_path, f"{problem}; {expected}; set dataset.download=true to download")
 
 
+def pool_source(pools: dict, image_size: int, info: dict, seconds: float) -> dict:
+    """The provenance fields every image-file dataset records about its decoded pools."""
+    return {
+        "n_train": len(pools["train"]),
+        "n_test": len(pools["test"]),
+        "image_size": image_size,
+        "resize": "square, PIL bilinear (antialiased), aspect ratio not kept",
+        "cache_path": info["cache_path"],
+        "cache_hit": info["cache_hit"],
+        "load_seconds": round(seconds, 3),
+    }
+
+
 def available_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))

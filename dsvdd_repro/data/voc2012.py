@@ -32,7 +32,7 @@ import torch
 
 from .cache import default_cache_root, fingerprint
 from .errors import DatasetRootError
-from .imagefiles import file_listing, load_pools, locate_root
+from .imagefiles import file_listing, load_pools, locate_root, pool_source
 from .images import NaturalImages
 
 log = logging.getLogger(__name__)
@@ -153,13 +153,7 @@ def load_voc2012(
         "requested_root": str(root_path),
         "split_files": [str(folder / rel) for rel in lists],
         "pools": "train.txt -> train pool; val.txt -> val/test pool (40% validation, 60% test)",
-        "n_train": len(pools["train"]),
-        "n_test": len(pools["test"]),
-        "image_size": image_size,
-        "resize": "square, PIL bilinear (antialiased), aspect ratio not kept",
-        "cache_path": info["cache_path"],
-        "cache_hit": info["cache_hit"],
-        "load_seconds": round(seconds, 3),
+        **pool_source(pools, image_size, info, seconds),
     }
     log.info(
         "VOC2012: root=%s image_size=%d cache=%s (%s) train.txt=%d val.txt=%d in %.1fs",

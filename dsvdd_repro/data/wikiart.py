@@ -42,7 +42,7 @@ import torch
 from ..config import WIKIART_PAPER_STYLES
 from .cache import default_cache_root, fingerprint
 from .errors import DatasetRootError
-from .imagefiles import IMAGE_EXTENSIONS, file_listing, load_pools
+from .imagefiles import IMAGE_EXTENSIONS, file_listing, load_pools, pool_source
 from .images import NaturalImages
 
 log = logging.getLogger(__name__)
@@ -285,13 +285,7 @@ def load_wikiart(
         ),
         "missing_listed_files": missing_files,
         "per_style": per_style,
-        "n_train": len(pools["train"]),
-        "n_test": len(pools["test"]),
-        "image_size": image_size,
-        "resize": "square, PIL bilinear (antialiased), aspect ratio not kept",
-        "cache_path": info["cache_path"],
-        "cache_hit": info["cache_hit"],
-        "load_seconds": round(seconds, 3),
+        **pool_source(pools, image_size, info, seconds),
     }
     log.info(
         "WikiArt: layout=%s root=%s styles=%s image_size=%d cache=%s (%s) given train=%d given val=%d in %.1fs",
