@@ -477,8 +477,8 @@ def semantic_config(cfg: DictConfig) -> dict:
         container["trainer"] = {}  # the baselines take their settings from `method`
         if method in SHALLOW_METHODS and container["features"]["name"] == "pca":
             container.pop("model", None)
-        elif method in SHALLOW_METHODS or method == "geo":
-            container["model"].pop("bias", None)  # the baselines keep the network's biases
+        elif method in SHALLOW_METHODS:
+            container["model"].pop("bias", None)  # CNN features come from the intact network
     else:
         reg = container["regularizer"]
         if reg["name"] == "none":

@@ -326,3 +326,10 @@ def test_soft_boundary_nu_follows_the_dataset_as_in_the_paper():
 
     assert nu("dataset=voc2012") == 0.2 and nu("dataset=wikiart") == 0.1 and nu("dataset=cifar10") == 0.1
     assert nu("dataset=voc2012", "objective.nu=0.05") == 0.05
+
+
+def test_geo_identity_keeps_the_bias_switch_it_reads():
+    from dsvdd_repro.config import semantic_config
+
+    geo = [*TINY, "variant=geo"]
+    assert semantic_config(compose_config([*geo, "model.bias=false"])) != semantic_config(compose_config(geo))
