@@ -19,8 +19,6 @@ L_final = L_SVDD + c_t * L_reg (Eq. 6), one regularizer at a time.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -128,5 +126,3 @@ def build_regularizer(name: str, feature_dim: int, k: int, d0: float, r: int, se
         return VarianceRegularizer(d0, r)
     raise ValueError(f"regularizer={name!r}; allowed: none, noise, variance")
 
-
-LOG2 = math.log(2.0)

@@ -31,7 +31,7 @@ from ...data.protocols import SplitData
 from ...evaluation import auroc, feature_variance, is_collapsed, relative_variance
 from ..base import Detector
 from .objectives import initial_center, one_class_loss, radius_quantile, soft_boundary_loss, squared_distances
-from .regularizers import LossWeight, Regularizer
+from .regularizers import LossWeight, Regularizer, minibatch_variance
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class DeepSVDD(Detector):
             if s.objective == "soft_boundary":
                 self.radius = torch.tensor(radius_quantile(dist, s.nu), device=self.device)
             with torch.no_grad():
-                stats = [loss_svdd, features.var(dim=0).mean(), dist.mean(), loss_reg, reg_weight]
+                stats = [loss_svdd, minibatch_variance(features), dist.mean(), loss_reg, reg_weight]
                 sums += torch.stack([value.detach().double() for value in stats])
             n_batches += 1
         means = (sums / max(n_batches, 1)).tolist()
