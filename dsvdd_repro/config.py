@@ -110,6 +110,10 @@ class MethodConfig:
     name: str = "dsvdd"
     # |c_j| < center_eps is pushed to +-center_eps (Ruff et al.'s reference implementation)
     center_eps: float = 0.1
+    # Re-estimate batch norm's running statistics on the training set (a train-mode pass without
+    # gradients) before c is computed: null = only for random initialisation (model.weights=none),
+    # whose running statistics (0, 1) make the eval-mode features that fix c unlike the trained ones.
+    calibrate_bn: bool | None = None
     # Baselines (dsvdd_repro/methods/shallow.py, geo.py). Seeded validation subsample (at most half
     # per label) for OC-SVM's selection and the baselines' val AUC; null = the whole split.
     val_max_samples: int | None = 2000
@@ -450,7 +454,7 @@ NON_SEMANTIC_KEYS = (
 
 # Which keys of the method group each method reads (the rest of `method` is another method's).
 _METHOD_KEYS = {
-    "dsvdd": ("center_eps",),
+    "dsvdd": ("center_eps", "calibrate_bn"),
     "ocsvm": ("val_max_samples", "ocsvm_nus", "ocsvm_gamma_exponents", "ocsvm_max_train"),
     "iforest": ("val_max_samples", "iforest_trees", "iforest_max_samples"),
     "geo": ("val_max_samples", "geo_epochs", "geo_batch_size", "geo_lr", "geo_weight_decay",

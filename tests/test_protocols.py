@@ -71,12 +71,18 @@ def test_splits_are_deterministic_per_seed():
     assert not torch.equal(a.test.altered_images, c.test.altered_images)
 
 
-def test_subsampling_is_stratified_and_keeps_pairs():
-    images = cifar_like()
+def test_subsampling_balances_evaluation_splits_and_keeps_pairs():
+    images = cifar_like()  # 50 train and 10 test images per class
     limits = {"max_train": 30, "max_val": 100, "max_test": 40}
     ova = protocols.one_vs_all(images, normal_class=0, seed=0, limits=limits)
     assert len(ova.train) == 30 and len(ova.val) == 100 and len(ova.test) == 40
-    assert 0 < ova.val.labels.sum() < 100 and 0 < ova.test.labels.sum() < 40
+    # validation has only 10 normals (50 - 40 trained on): all kept, anomalies fill the rest
+    assert (ova.val.labels == 0).sum() == 10 and ova.val.labels.sum() == 90
+    assert (ova.test.labels == 0).sum() == 10 and ova.test.labels.sum() == 30
+    small = protocols.one_vs_all(images, normal_class=0, seed=0, limits={"max_val": 16, "max_test": 8})
+    assert (small.val.labels == 0).sum() == 8 and (small.test.labels == 0).sum() == 4
+    semi = protocols.one_vs_all(images, normal_class=3, seed=0, labeled_anomaly_class=7, limits={"max_train": 9})
+    assert len(semi.train) == 9 and (semi.train.semi_targets == -1).sum() == 1  # train stays stratified (8:1)
     alt = protocols.alteration(images, {"val": STROKES, "test": STROKES}, 0, limits=limits, progress=False)
     assert len(alt.val) == 100 and alt.val.labels.sum() == 50
     assert len(alt.test) == 40 and alt.test.labels.sum() == 20

@@ -94,3 +94,56 @@ def test_score_before_fit_is_an_error():
     detector = DeepSVDD(ResNet18Features(), DeepSVDDSettings(progress=False), torch.device("cpu"))
     with pytest.raises(RuntimeError, match="before fit"):
         detector.score(tiny_splits().test)
+
+
+class _ConvBN(torch.nn.Module):
+    """uint8 images -> a 1x1 conv -> batch norm -> per-channel mean: the smallest net with BN."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 1)
+        self.bn = torch.nn.BatchNorm2d(2)
+
+    def forward(self, images):
+        return self.bn(self.conv(images.float() / 255)).mean(dim=(2, 3))
+
+
+def test_batch_norm_calibration_sets_running_statistics_to_the_training_average():
+    torch.manual_seed(0)
+    net = _ConvBN()
+    params = [p.detach().clone() for p in net.parameters()]
+    detector = DeepSVDD(net, DeepSVDDSettings(batch_size=10, progress=False), torch.device("cpu"))
+    train = tiny_splits().train  # 24 normal images: batches of 10, 10, 4
+    assert detector.calibrate_batch_norm(train) == 1
+    with torch.no_grad():
+        batches = [net.conv(images.float() / 255) for _, images in train.iter_batches(10)]
+    expected_mean = torch.stack([b.mean(dim=(0, 2, 3)) for b in batches]).mean(dim=0)
+    expected_var = torch.stack([b.var(dim=(0, 2, 3), unbiased=True) for b in batches]).mean(dim=0)
+    torch.testing.assert_close(net.bn.running_mean, expected_mean)  # the average of the batches' statistics
+    torch.testing.assert_close(net.bn.running_var, expected_var)
+    assert net.bn.momentum == 0.1 and int(net.bn.num_batches_tracked) == 3
+    assert all(torch.equal(a, b) for a, b in zip(params, net.parameters(), strict=True))
+
+
+def test_calibration_runs_before_the_center_only_when_asked():
+    torch.manual_seed(0)
+    splits = tiny_splits()
+    for calibrate, expected_tracked in ((False, 0), (True, 3)):
+        net = _ConvBN()
+        settings = DeepSVDDSettings(batch_size=10, epochs=0, calibrate_bn=calibrate, progress=False)
+        DeepSVDD(net, settings, torch.device("cpu")).fit(splits.train, splits.val)
+        assert int(net.bn.num_batches_tracked) == expected_tracked
+
+
+def test_calibration_defaults_to_random_initialisation_only(tmp_path):
+    from torchvision.models import resnet18
+
+    from dsvdd_repro.methods.registry import build_detector
+    from tests.conftest import compose_config
+
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet18(weights=None).state_dict(), path)
+    expected = {("none", "null"): True, ("none", "false"): False, (str(path), "null"): False, (str(path), "true"): True}
+    for (weights, option), calibrate in expected.items():
+        cfg = compose_config([f"model.weights={weights}", f"method.calibrate_bn={option}"])
+        assert build_detector(cfg, 32, torch.device("cpu")).settings.calibrate_bn is calibrate

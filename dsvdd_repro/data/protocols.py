@@ -180,15 +180,26 @@ def _paired_split(
     )
 
 
-def _subsample(keys: np.ndarray, labels: np.ndarray, limit: int | None, rng: np.random.Generator):
-    """A seeded subsample of at most `limit` rows, stratified by label (both classes kept)."""
+def _subsample(keys: np.ndarray, labels: np.ndarray, limit: int | None, rng: np.random.Generator,
+               balanced: bool = False):
+    """A seeded subsample of at most `limit` rows that keeps both classes.
+
+    Stratified (the split's label ratio) by default, as a training set must keep its share of
+    labeled anomalies. `balanced=True` (evaluation splits) takes up to limit // 2 rows per label and
+    fills the rest from the other label: an AUC's noise is set by its rarer class, and a one-vs-all
+    split is 90-98% anomalies, so a stratified 1,000-row subsample would keep only 22-100 normals.
+    AUC does not depend on the class ratio, only its noise does.
+    """
     if limit is None or len(keys) <= limit:
         return keys, labels
-    chosen = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        share = max(1, round(limit * len(members) / len(labels)))
-        chosen.append(rng.choice(members, size=min(share, len(members)), replace=False))
+    classes = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    if balanced:
+        sizes = [min(len(members), limit // len(classes)) for members in classes]
+        for i, members in enumerate(classes):  # a short class leaves its share to the others
+            sizes[i] += min(len(members) - sizes[i], limit - sum(sizes))
+    else:
+        sizes = [min(len(members), max(1, round(limit * len(members) / len(labels)))) for members in classes]
+    chosen = [rng.choice(members, size=size, replace=False) for members, size in zip(classes, sizes, strict=True)]
     rows = np.sort(np.concatenate(chosen))
     return keys[rows], labels[rows]
 
@@ -237,8 +248,8 @@ def one_vs_all(
     all_train = np.concatenate([train_keys, labeled_keys])
     all_train_labels = np.concatenate([np.zeros(len(train_keys)), np.ones(len(labeled_keys))]).astype(np.int64)
     all_train, all_train_labels = _subsample(all_train, all_train_labels, limits.get("max_train"), rng)
-    val_keys, val_labels = _subsample(val_keys, val_labels, limits.get("max_val"), rng)
-    test_keys, test_labels = _subsample(test_keys, test_labels, limits.get("max_test"), rng)
+    val_keys, val_labels = _subsample(val_keys, val_labels, limits.get("max_val"), rng, balanced=True)
+    test_keys, test_labels = _subsample(test_keys, test_labels, limits.get("max_test"), rng, balanced=True)
     train = _natural_split("train", images.train_images, all_train, all_train_labels)
     train.semi_targets = -train.labels  # labeled anomalies -1, the normal class unlabeled (0)
     return ProtocolSplits(

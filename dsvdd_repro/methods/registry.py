@@ -23,6 +23,7 @@ def _build_dsvdd(cfg: DictConfig, image_size: int, device: torch.device) -> Dete
         nu=cfg.objective.nu,
         eta=cfg.objective.eta,
         center_eps=cfg.method.center_eps,
+        calibrate_bn=cfg.model.weights == "none" if cfg.method.calibrate_bn is None else cfg.method.calibrate_bn,
         lr=cfg.optim.lr,
         backbone_lr_factor=cfg.optim.backbone_lr_factor,
         weight_decay=cfg.optim.weight_decay,

@@ -1,6 +1,11 @@
 """Deep SVDD training and scoring (Sections III and V-B of the paper).
 
 Protocol, and the choices the paper leaves open:
+- With random initialisation (`method.calibrate_bn`, on by default for model.weights=none) batch
+  norm's running statistics are first re-estimated by a train-mode pass over the training set
+  without gradients: torchvision's initial (0, 1) statistics would give eval-mode features on a
+  different scale than training sees (initial losses ~10x the later ones). Pretrained weights
+  bring their own statistics and are left alone, as the paper does.
 - c is the mean feature of an eval-mode pass over the training set; coordinates with |c_j| < eps
   are pushed to +-eps (Ruff et al.'s reference implementation, eps = method.center_eps).
 - Adam with a constant learning rate: the backbone at lr * backbone_lr_factor, any regularizer
@@ -42,6 +47,7 @@ class DeepSVDDSettings:
     nu: float = 0.1
     eta: float = 1.0
     center_eps: float = 0.1
+    calibrate_bn: bool = False
     lr: float = 1e-3
     backbone_lr_factor: float = 0.1
     weight_decay: float = 5e-4
@@ -91,6 +97,25 @@ class DeepSVDD(Detector):
             chunks.append(self.net(images.to(self.device, non_blocking=True)))
         return torch.cat(chunks)
 
+    @torch.no_grad()
+    def calibrate_batch_norm(self, split: SplitData) -> int:
+        """Running statistics of every batch norm layer := their average over training minibatches.
+
+        Returns the number of layers recalibrated. Only the statistics change, no parameter does.
+        """
+        layers = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [layer.momentum for layer in layers]
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None  # a cumulative average over the pass, not an exponential one
+        self.net.train()
+        for rows, images in split.iter_batches(self.settings.batch_size):
+            if len(rows) > 1:
+                self.net(images.to(self.device, non_blocking=True))
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+        return len(layers)
+
     def _scores(self, features: torch.Tensor, radius: float) -> np.ndarray:
         dist = squared_distances(features, self.center)
         if self.settings.objective == "soft_boundary":
@@ -102,6 +127,7 @@ class DeepSVDD(Detector):
             "weights_used": getattr(self.net, "weights_info", None),
             "regularizer": None if self.regularizer is None else self.regularizer.name,
             "weighting": None if self.regularizer is None else self.weight.mode,
+            "calibrate_bn": self.settings.calibrate_bn,
         }
 
     def score(self, split: SplitData) -> np.ndarray:
@@ -178,6 +204,8 @@ class DeepSVDD(Detector):
         rng = np.random.default_rng([s.seed, 3])
         start = time.perf_counter()
 
+        if s.calibrate_bn:
+            log.info("batch norm statistics re-estimated on the training set (%d layers)", self.calibrate_batch_norm(train))
         train_features = self.embed(train, desc="center c")
         self.center = initial_center(train_features.mean(dim=0), s.center_eps)
         initial_var = feature_variance(train_features)
