@@ -56,7 +56,8 @@ demo: install data
 
 ## Every experiment of the paper for PROFILE (smoke|quick|paper) with LAUNCHER (local|joblib|slurm),
 ## then the report into results/$(PROFILE)/. Finished runs are skipped: relaunch after an interruption.
-## WEIGHTS=none|imagenet|<path> (default: imagenet, none for smoke). VOC2012: set DSVDD_VOC2012_ROOT.
+## WEIGHTS=auto|imagenet|none|<path> (default: imagenet for paper; auto for quick = ImageNet when it can
+## be had, else random initialisation; none for smoke). VOC2012: set DSVDD_VOC2012_ROOT.
 reproduce-tables: install data
 	DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(abspath $(CIFAR10_ROOT))} \
 	DSVDD_WIKIART_ROOT=$${DSVDD_WIKIART_ROOT:-$(if $(WIKIART_ROOT),$(abspath $(WIKIART_ROOT)))} \

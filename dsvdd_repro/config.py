@@ -131,6 +131,8 @@ class MethodConfig:
     geo_weight_decay: float = 5e-4
     # a seeded random subset of the n_train x 72 (image, transform) pairs per epoch; null = all
     geo_max_samples_per_epoch: int | None = None
+    # the Dirichlets are fitted on a seeded subsample of at most this many training images; null = all
+    geo_fit_max_samples: int | None = None
 
 
 @dataclass
@@ -316,6 +318,7 @@ def _validate_baselines(cfg: DictConfig) -> None:
     if method.geo_weight_decay < 0:
         raise ConfigError("method.geo_weight_decay", method.geo_weight_decay, "must be >= 0")
     _at_least("method.geo_max_samples_per_epoch", method.geo_max_samples_per_epoch, 2, nullable=True)
+    _at_least("method.geo_fit_max_samples", method.geo_fit_max_samples, 2, nullable=True)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -458,7 +461,7 @@ _METHOD_KEYS = {
     "ocsvm": ("val_max_samples", "ocsvm_nus", "ocsvm_gamma_exponents", "ocsvm_max_train"),
     "iforest": ("val_max_samples", "iforest_trees", "iforest_max_samples"),
     "geo": ("val_max_samples", "geo_epochs", "geo_batch_size", "geo_lr", "geo_weight_decay",
-            "geo_max_samples_per_epoch"),
+            "geo_max_samples_per_epoch", "geo_fit_max_samples"),
 }
 _REGULARIZER_KEYS = {"none": (), "noise": ("k",), "variance": ("d0", "r")}
 

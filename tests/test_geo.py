@@ -77,6 +77,7 @@ def test_geo_end_to_end_writes_c2_outputs_and_nonconstant_scores(tmp_path):
     cfg = compose_config([
         *TINY, "method=geo", "dataset.image_size=8", "dataset.n_train_per_class=10", "dataset.n_test_per_class=4",
         "method.geo_epochs=2", "method.geo_max_samples_per_epoch=70", "method.val_max_samples=12",
+        "method.geo_fit_max_samples=5",
     ])
     metrics = train.run(cfg, tmp_path)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
@@ -86,6 +87,7 @@ def test_geo_end_to_end_writes_c2_outputs_and_nonconstant_scores(tmp_path):
     assert {"loss", "train_acc", "n_samples", "val_auc"} <= set(on_disk["history"][0])
     assert on_disk["history"][0]["n_samples"] == 70 and on_disk["history"][-1]["val_auc"] == on_disk["val_auc"]
     assert on_disk["val_subsample"]["n"] <= 12 and on_disk["best_epoch"] == 2
+    assert on_disk["dirichlet"]["n_images"] == 5  # of the 8 training images
     scores = np.load(tmp_path / "scores.npz")
     assert scores["score"].shape == (12,) and np.std(scores["score"]) > 0 and np.isfinite(scores["score"]).all()
     assert 0.0 <= metrics["test_auc"] <= 1.0

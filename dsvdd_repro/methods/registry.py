@@ -79,6 +79,7 @@ def _build_geo(cfg: DictConfig, image_size: int, device: torch.device) -> Detect
         lr=m.geo_lr,
         weight_decay=m.geo_weight_decay,
         max_samples_per_epoch=m.geo_max_samples_per_epoch,
+        fit_max_samples=m.geo_fit_max_samples,
         eval_batch_size=cfg.trainer.eval_batch_size,
         val_max_samples=m.val_max_samples,
         seed=cfg.seed,

@@ -38,7 +38,7 @@ def imagenet_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
-def _load_imagenet() -> tuple[dict, dict]:
+def load_imagenet_state() -> tuple[dict, dict]:
     weights = ResNet18_Weights.IMAGENET1K_V1
     path = imagenet_weights_path()
     previous_timeout = socket.getdefaulttimeout()
@@ -89,7 +89,7 @@ def load_backbone_weights(net: nn.Module, spec: str) -> dict:
     """
     if spec == "none":
         return {"weights": "none", "init": "random (torchvision's default initialisation, seeded)"}
-    state, info = _load_imagenet() if spec == "imagenet" else _load_file(spec)
+    state, info = load_imagenet_state() if spec == "imagenet" else _load_file(spec)
     expected = {key: value for key, value in net.state_dict().items() if not key.startswith("fc.")}
     given = {key: value for key, value in state.items() if not key.startswith("fc.")}
     missing = sorted(set(expected) - set(given))
