@@ -106,3 +106,18 @@ def test_smoke_reproduction_end_to_end(tmp_path):
     voc = pd.read_csv(out / "tableII.csv").query("dataset == 'voc2012'")
     assert (voc["status"] == "missing").all()  # no VOC2012 here: marked, not dropped
     assert "wikiart" in (out / "REPORT.md").read_text()
+
+
+def test_auto_weights_fall_back_to_random_initialisation_when_imagenet_cannot_be_had(monkeypatch, capsys):
+    from dsvdd_repro.models import weights
+
+    def unavailable():
+        raise weights.WeightsError("model.weights=imagenet: not here")
+
+    monkeypatch.setattr(weights, "load_imagenet_state", unavailable)
+    assert reproduce.resolve_weights("auto") == "none"
+    assert "random initialisation" in capsys.readouterr().out
+    monkeypatch.setattr(weights, "load_imagenet_state", lambda: ({}, {"weights": "imagenet"}))
+    assert reproduce.resolve_weights("auto") == "imagenet"
+    assert reproduce.resolve_weights("none") == "none" and reproduce.resolve_weights("/w.pth") == "/w.pth"
+    assert reproduce.DEFAULT_WEIGHTS == {"paper": "imagenet", "quick": "auto", "smoke": "none"}

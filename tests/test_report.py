@@ -119,3 +119,37 @@ def test_figures_compute_differences_and_draw_even_with_gaps(tmp_path):
         figure.savefig(tmp_path / f"{draw.__name__}.png")
         assert (tmp_path / f"{draw.__name__}.png").stat().st_size > 1000
     draw_figure1(collect_runs(tmp_path / "nothing")).savefig(tmp_path / "empty.png")
+
+
+def test_report_says_what_data_was_used_and_why_cells_are_missing(tmp_path):
+    from dsvdd_repro.report.__main__ import write_report
+    from dsvdd_repro.report.collect import collect_unstarted
+
+    runs = tmp_path / "runs"
+    data = {"source": {"layout": "style-folders", "styles_used": ["Symbolism", "Fauvism"]},
+            "splits": {"train": {"n": 1000}, "val": {"n": 500}, "test": {"n": 1000}}}
+    finished = metrics("dsvdd_bias", 0.7, dataset="wikiart", setup="alteration", normal_class=None, epochs=3,
+                       anomaly={"val": {"name": "strokes", "thickness": 5}, "test": {"name": "strokes", "thickness": 5}},
+                       data=data, model={"weights_used": {"weights": "none"}}, image_size=32)
+    write_runs(runs, [finished])
+    # a VOC2012 job that stopped on its input, and one killed while training: logs, no metrics.json
+    voc = runs / "dsvdd_bias" / "voc2012_alteration" / "0123456789ab_s0"
+    voc.mkdir(parents=True)
+    (voc / "train.log").write_text("[2026-01-01 00:00:00,000][dsvdd_repro][ERROR] - dataset.root is not set: pass ...\n")
+    killed = runs / "geo" / "cifar10_one_vs_all_c3" / "ba9876543210_s1"
+    killed.mkdir(parents=True)
+    (killed / "train.log").write_text("[2026-01-01 00:00:00,000][dsvdd_repro][INFO] - splits: ...\n")
+    unstarted = collect_unstarted(runs).set_index("dataset")
+    assert unstarted.loc["voc2012", "reason"] == "dataset.root is not set: pass ..."
+    assert unstarted.loc["voc2012", "variant"] == "dsvdd_bias" and unstarted.loc["cifar10", "setup"] == "one_vs_all"
+    assert "interrupted" in unstarted.loc["cifar10", "reason"]
+
+    write_report(runs, tmp_path / "out")
+    report = (tmp_path / "out" / "REPORT.md").read_text()
+    assert ("wikiart (style-folders, styles Symbolism+Fauvism): 1 finished runs; image size 32 px; splits train "
+            "1000 / val 500 / test 1000; deep SVDD epochs 3; seeds 0; weights used: none") in report
+    assert "Table IV, voc2012: 26 of 26 cells not reproduced: their runs stopped before training " \
+           "(1 runs: dataset.root is not set" in report
+    assert "Table III, cifar10: 18 of 18 cells not reproduced: their runs stopped before training" in report
+    assert "Table IV, wikiart: 25 of 26 cells not reproduced: no run of these cells in this profile's grid" in report
+    assert pd.read_csv(tmp_path / "out" / "runs.csv")["n_val"].tolist() == [500]

@@ -13,26 +13,63 @@ from pathlib import Path
 
 import pandas as pd
 
-from .collect import collect_runs
+from .collect import DEEP_VARIANTS, collect_runs, collect_unstarted
 from .figures import draw_figure1, draw_figure2
 from .published import TABLES, load_published
 from .tables import pivot, table_cells, to_latex, to_markdown
 
 
+def _values(column: pd.Series) -> str:
+    """The distinct values of a column, as text: "32", "1000-4000", "n/a"."""
+    values = sorted(column.dropna().unique())
+    if not values:
+        return "n/a"
+    if all(isinstance(v, (int, float)) for v in values) and len(values) > 2:
+        return f"{values[0]:g}-{values[-1]:g}"
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
 def _data_lines(runs: pd.DataFrame) -> list[str]:
+    """Per dataset, what the finished runs really used: layout, styles, sizes, weights, epochs, seeds."""
     done = runs[runs["status"] == "done"]
     lines = []
     for dataset, group in done.groupby("dataset"):
-        weights = ", ".join(sorted(str(w) for w in group["weights_used"].dropna().unique())) or "n/a"
-        sizes = ", ".join(str(s) for s in sorted(group["image_size"].dropna().unique()))
-        lines.append(f"- {dataset}: {len(group)} finished runs, image size {sizes} px, weights used: {weights}")
+        deep = group[group["variant"].isin(DEEP_VARIANTS)]
+        styles = f", styles {_values(group['styles_used'])}" if group["styles_used"].notna().any() else ""
+        lines.append(
+            f"- {dataset} ({_values(group['data_layout'])}{styles}): {len(group)} finished runs; image size "
+            f"{_values(group['image_size'])} px; splits train {_values(group['n_train'])} / val "
+            f"{_values(group['n_val'])} / test {_values(group['n_test'])}; deep SVDD epochs {_values(deep['epochs'])}; "
+            f"seeds {_values(group['seed'])}; weights used: {_values(group['weights_used'])}"
+        )
     return lines or ["- no finished runs"]
+
+
+def _missing_lines(tables: dict[str, pd.DataFrame], unstarted: pd.DataFrame) -> list[str]:
+    """Per table, the missing or failed cells by dataset, with the reason jobs gave for not running."""
+    lines = []
+    for table, cells in tables.items():
+        gaps = cells[cells["status"] != "ok"]
+        for dataset, group in gaps.groupby("dataset"):
+            mine = (unstarted["dataset"] == dataset) & unstarted["variant"].isin(group["variant"])
+            reasons = unstarted.loc[mine, "reason"].value_counts()
+            if len(reasons):
+                why = "; ".join(f"{count} runs: {reason}" for reason, count in reasons.head(3).items())
+                why = f"their runs stopped before training ({why})"
+            elif (group["status"] == "failed").all():
+                why = "its runs failed (see Failed runs)"
+            else:
+                why = "no run of these cells in this profile's grid"
+            lines.append(f"- Table {table}, {dataset}: {len(group)} of {len(cells[cells['dataset'] == dataset])} "
+                         f"cells not reproduced: {why}")
+    return lines or ["- none: every cell has at least one finished run"]
 
 
 def write_report(runs_root: Path, out: Path) -> dict[str, pd.DataFrame]:
     out.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(runs_root)
     runs.to_csv(out / "runs.csv", index=False)
+    unstarted = collect_unstarted(runs_root)
     published = load_published()
     tables = {}
     summary = ["| table | cells | reproduced | missing | failed | beyond the paper's spread |", "|---|---|---|---|---|---|"]
@@ -66,8 +103,12 @@ def write_report(runs_root: Path, out: Path) -> dict[str, pd.DataFrame]:
         "",
         *_data_lines(runs),
         "",
+        "## Missing cells and why",
+        "",
         "A cell is `missing` when no run of it finished: its data was not available (e.g. no VOC2012 here), "
         "it was not part of this profile's grid, or its runs failed (counted as `failed`).",
+        "",
+        *_missing_lines(tables, unstarted),
     ]
     if len(failed):
         report += ["", "## Failed runs", ""]

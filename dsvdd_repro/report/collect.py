@@ -9,12 +9,13 @@ training set of unsupervised runs), objective / lr / weighting empty for the bas
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..io import collect_metrics
+from ..io import METRICS_FILE, collect_metrics
 
 DEEP_VARIANTS = ("dsvdd", "dsvdd_bias", "dsvdd_bias_noise", "dsvdd_bias_var")
 RUN_COLUMNS = (
@@ -22,7 +23,7 @@ RUN_COLUMNS = (
     "labeled_anomaly_class", "train_anomaly", "val_anomaly", "test_anomaly", "objective", "lr",
     "backbone_lr_factor", "weighting", "regularizer", "k", "bias", "pooling", "weights", "weights_used",
     "features", "image_size", "epochs", "seed", "profile", "test_auc", "val_auc", "best_epoch", "collapsed",
-    "collapse_epoch", "seconds", "error", "run_dir",
+    "collapse_epoch", "seconds", "n_train", "n_val", "n_test", "data_layout", "styles_used", "error", "run_dir",
 )
 
 
@@ -52,6 +53,12 @@ def run_record(metrics: dict) -> dict:
     used = (metrics.get("model") or {}).get("weights_used") or {}
     record["weights_used"] = used.get("weights") if isinstance(used, dict) else None
     record["features"] = metrics.get("features") or ""
+    data = metrics.get("data") or {}
+    for split in ("train", "val", "test"):
+        record[f"n_{split}"] = (data.get("splits") or {}).get(split, {}).get("n")
+    source = data.get("source") or {}
+    record["data_layout"] = source.get("layout")
+    record["styles_used"] = "+".join(source["styles_used"]) if source.get("styles_used") else None
     return record
 
 
@@ -64,3 +71,42 @@ def collect_runs(root: Path) -> pd.DataFrame:
     frame["semi_supervised"] = frame["semi_supervised"].fillna(False).astype(bool)
     frame["lr"] = pd.to_numeric(frame["lr"], errors="coerce")
     return frame
+
+
+# runs/<profile>/<variant>/<dataset>_<setup>[_c<k>][_semi]/<hash>_s<seed> (contract C2)
+_GROUP_FOLDER = re.compile(r"^(?P<dataset>.+?)_(?P<setup>one_vs_all|alteration)(?:_c\d+)?(?:_semi)?$")
+_ERROR_LINE = re.compile(r"\[ERROR\] - (?P<message>.*)$")
+UNSTARTED_COLUMNS = ("variant", "dataset", "setup", "reason", "run_dir")
+
+
+def _last_error(log_file: Path) -> str:
+    """The last `[ERROR] - ...` message of a run's log, or a placeholder when there is none."""
+    try:
+        lines = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(log unreadable)"
+    for line in reversed(lines):
+        match = _ERROR_LINE.search(line)
+        if match:
+            return match.group("message").strip()
+    return "(no error in the log: interrupted?)"
+
+
+def collect_unstarted(root: Path) -> pd.DataFrame:
+    """Jobs that left a run folder with a log but no metrics.json: stopped before training (bad
+    input, data or weights not found) or killed. One row each, with the reason from the log, so the
+    report can say why cells are missing."""
+    records = []
+    for log_file in sorted(Path(root).rglob("train.log")):
+        folder = log_file.parent
+        if (folder / METRICS_FILE).exists():
+            continue
+        match = _GROUP_FOLDER.match(folder.parent.name)
+        records.append({
+            "variant": folder.parent.parent.name,
+            "dataset": match.group("dataset") if match else "",
+            "setup": match.group("setup") if match else "",
+            "reason": _last_error(log_file),
+            "run_dir": str(folder),
+        })
+    return pd.DataFrame(records, columns=list(UNSTARTED_COLUMNS))
