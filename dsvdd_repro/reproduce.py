@@ -47,11 +47,34 @@ DEFAULT_WEIGHTS = {"paper": "imagenet", "quick": "auto", "smoke": "none"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def swept_keys(name: str) -> set[str]:
+    """The keys experiment `name` sweeps (its `hydra.sweeper.params`)."""
+    from omegaconf import OmegaConf
+
+    experiment = OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml")
+    return set(OmegaConf.select(experiment, "hydra.sweeper.params", default={}) or {})
+
+
+def profile_overrides(name: str, profile: str) -> list[str]:
+    """The profile's grid overrides for experiment `name`. A sweep (`a,b`, `range(n)`) is kept only
+    where the experiment sweeps that key: elsewhere (e.g. the normal class in an alteration table)
+    it would multiply the jobs by duplicates, and Hydra composes every job's config even when the
+    run is then skipped (~0.2 s each)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    swept = swept_keys(name)
+    parsed = OverridesParser.create().parse_overrides(PROFILE_GRIDS[profile])
+    return [
+        text for text, override in zip(PROFILE_GRIDS[profile], parsed, strict=True)
+        if not override.is_sweep_override() or override.key_or_group in swept
+    ]
+
+
 def experiment_command(name: str, profile: str, launcher: str, weights: str, runs_dir: Path | None = None) -> list[str]:
     command = [
         sys.executable, "-m", "dsvdd_repro.train", "-m", f"experiment={name}", f"profile={profile}",
         f"launcher={launcher}", f"model.weights={weights}", "trainer.progress=false",
-        *PROFILE_GRIDS[profile],
+        *profile_overrides(name, profile),
     ]
     return command + ([f"hydra.sweep.dir={runs_dir}"] if runs_dir else [])
 

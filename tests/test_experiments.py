@@ -81,6 +81,12 @@ def test_profile_commands():
     assert "seed=0" in command and "regularizer.k=5" in command
     assert reproduce.experiment_command("table2", "paper", "local", "imagenet")[-1] == "trainer.progress=false"
     assert reproduce.main(["--experiments", "table9"]) == 2
+    # a profile's sweep of an axis applies only where the experiment sweeps it
+    table3 = reproduce.experiment_command("table3", "quick", "local", "none")
+    table4 = reproduce.experiment_command("table4", "quick", "local", "none")
+    assert "setup.normal_class=range(10)" in table3 and "setup.normal_class=range(10)" not in table4
+    assert "regularizer.k=5,50" in table4 and "dataset.image_size=32" in table4
+    assert "method.ocsvm_gamma_exponents=[-2,0,2]" in reproduce.experiment_command("table4", "smoke", "local", "none")
 
 
 @pytest.mark.slow
