@@ -153,3 +153,14 @@ def test_report_says_what_data_was_used_and_why_cells_are_missing(tmp_path):
     assert "Table III, cifar10: 18 of 18 cells not reproduced: their runs stopped before training" in report
     assert "Table IV, wikiart: 25 of 26 cells not reproduced: no run of these cells in this profile's grid" in report
     assert pd.read_csv(tmp_path / "out" / "runs.csv")["n_val"].tolist() == [500]
+
+
+def test_a_single_run_cell_shows_no_spread():
+    from dsvdd_repro.report.tables import format_cell
+
+    cell = pd.Series({"status": "ok", "ours_mean": 61.54, "ours_std": 0.0, "n_runs": 1, "n_failed": 0,
+                      "beyond_spread": True, "paper_mean": 69.7, "paper_spread": 0.5})
+    assert format_cell(cell) == "61.5 (n=1) † / 69.7±0.5"
+    several = cell.copy()
+    several["n_runs"] = 3
+    assert format_cell(several) == "61.5±0.0 (n=3) † / 69.7±0.5"

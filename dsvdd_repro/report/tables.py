@@ -96,7 +96,9 @@ def format_cell(cell: pd.Series) -> str:
         failed = f", {cell['n_failed']} failed" if cell["n_failed"] else ""
         return f"{cell['status']}{failed} / {paper}"
     mark = " †" if cell["beyond_spread"] else ""
-    return f"{cell['ours_mean']:.1f}±{cell['ours_std']:.1f} (n={cell['n_runs']}){mark} / {paper}"
+    # one run has no spread to show (one-vs-all cells average classes, so n counts runs there too)
+    spread = f"±{cell['ours_std']:.1f}" if cell["n_runs"] > 1 else ""
+    return f"{cell['ours_mean']:.1f}{spread} (n={cell['n_runs']}){mark} / {paper}"
 
 
 def _row_name(cell: pd.Series) -> str:
