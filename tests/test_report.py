@@ -153,6 +153,11 @@ def test_report_says_what_data_was_used_and_why_cells_are_missing(tmp_path):
     assert "Table III, cifar10: 18 of 18 cells not reproduced: their runs stopped before training" in report
     assert "Table IV, wikiart: 25 of 26 cells not reproduced: no run of these cells in this profile's grid" in report
     assert pd.read_csv(tmp_path / "out" / "runs.csv")["n_val"].tolist() == [500]
+    departures = report.split("## Where these runs depart from the paper's protocol")[1].split("##")[0]
+    assert "- weights: 1 of the 1 runs with a network did not start from ImageNet-pretrained weights" in departures
+    assert "- wikiart: images at 32 px (paper: 224 px)" in departures
+    assert "- wikiart: styles Symbolism+Fauvism of the paper's 6" in departures
+    assert "- deep SVDD: 3 epochs (paper: 30)" in departures and "- seeds: 1 per cell" in departures
 
 
 def test_a_single_run_cell_shows_no_spread():

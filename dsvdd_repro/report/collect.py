@@ -57,7 +57,9 @@ def run_record(metrics: dict) -> dict:
     for split in ("train", "val", "test"):
         record[f"n_{split}"] = (data.get("splits") or {}).get(split, {}).get("n")
     source = data.get("source") or {}
-    record["data_layout"] = source.get("layout")
+    # the layout and the data folder's name (e.g. image-folder: cifar10-jpeg), not this machine's path
+    root = source.get("root")
+    record["data_layout"] = f"{source.get('layout')}: {Path(root).name}" if root else source.get("layout")
     record["styles_used"] = "+".join(source["styles_used"]) if source.get("styles_used") else None
     return record
 
@@ -65,6 +67,8 @@ def run_record(metrics: dict) -> dict:
 def collect_runs(root: Path) -> pd.DataFrame:
     """All runs below `root` (see module docstring); an empty frame with the columns if none."""
     records = [run_record(metrics) for metrics in collect_metrics(root)]
+    for record in records:  # relative to the root: runs.csv is committed and read on other machines
+        record["run_dir"] = Path(record["run_dir"]).relative_to(root).as_posix()
     frame = pd.DataFrame(records, columns=list(RUN_COLUMNS))
     for column in ("train_anomaly", "val_anomaly", "test_anomaly", "objective", "weighting", "features"):
         frame[column] = frame[column].fillna("").astype(str)
@@ -107,6 +111,6 @@ def collect_unstarted(root: Path) -> pd.DataFrame:
             "dataset": match.group("dataset") if match else "",
             "setup": match.group("setup") if match else "",
             "reason": _last_error(log_file),
-            "run_dir": str(folder),
+            "run_dir": folder.relative_to(root).as_posix(),
         })
     return pd.DataFrame(records, columns=list(UNSTARTED_COLUMNS))
