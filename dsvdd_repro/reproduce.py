@@ -95,6 +95,20 @@ def resolve_weights(weights: str) -> str:
     return "imagenet"
 
 
+def produced_by(args: argparse.Namespace, weights: str, seconds: float) -> str:
+    """One line for REPORT.md: the command, the weights used, the runs' wall time and the machine."""
+    import os
+    import platform
+
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"`python -m dsvdd_repro.reproduce --profile {args.profile} --launcher {args.launcher} "
+            f"--experiments {args.experiments}` (weights: {weights}); the runs took {seconds:.0f} s wall "
+            f"({seconds / 60:.1f} min; finished runs found in the runs folder are skipped, not re-timed) on "
+            f"{platform.machine()} with {os.cpu_count()} CPU cores, {device}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the paper's experiments for a profile, then the report.")
     parser.add_argument("--profile", choices=sorted(PROFILE_GRIDS), default="quick")
@@ -126,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             result = subprocess.run(command, cwd=ROOT)
             if result.returncode != 0:
                 failures.append(name)  # report what there is; say which sweeps broke
-    report = subprocess.run(
-        [sys.executable, "-m", "dsvdd_repro.report", str(runs_dir), "--out", str(results_dir)],
-        cwd=ROOT,
-    )
+    command = [sys.executable, "-m", "dsvdd_repro.report", str(runs_dir), "--out", str(results_dir)]
+    if not args.report_only:
+        command += ["--produced-by", produced_by(args, weights, time.perf_counter() - start)]
+    report = subprocess.run(command, cwd=ROOT)
     print(f"reproduce-tables ({args.profile}): {time.perf_counter() - start:.0f} s", flush=True)
     if failures:
         print(f"error: these sweeps exited with an error: {', '.join(failures)}", file=sys.stderr)

@@ -111,7 +111,8 @@ def test_smoke_reproduction_end_to_end(tmp_path):
     assert (cells["status"] == "ok").all()  # CIFAR-10 exists here: every Table III cell has a run
     voc = pd.read_csv(out / "tableII.csv").query("dataset == 'voc2012'")
     assert (voc["status"] == "missing").all()  # no VOC2012 here: marked, not dropped
-    assert "wikiart" in (out / "REPORT.md").read_text()
+    report = (out / "REPORT.md").read_text()
+    assert "wikiart" in report and "Produced by: `python -m dsvdd_repro.reproduce --profile smoke" in report
 
 
 def test_auto_weights_fall_back_to_random_initialisation_when_imagenet_cannot_be_had(monkeypatch, capsys):

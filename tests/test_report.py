@@ -97,7 +97,7 @@ def test_empty_root_gives_an_all_missing_table(tmp_path):
     assert isinstance(pivot(cells), pd.DataFrame)
 
 
-def test_figures_compute_differences_and_draw_even_with_gaps(tmp_path):
+def test_figures_compute_differences_and_draw_the_papers_panels_even_with_gaps(tmp_path):
     from dsvdd_repro.report.figures import draw_figure1, draw_figure2, figure1_data, figure2_data
 
     bp8 = {s: {"name": "block_perm", "n": 8, "thickness": 5} for s in ("train", "val", "test")}
@@ -109,16 +109,25 @@ def test_figures_compute_differences_and_draw_even_with_gaps(tmp_path):
     write_runs(tmp_path, runs)
     frame = collect_runs(tmp_path)
     fig1 = figure1_data(frame)
-    noise = fig1[(fig1.variant == "dsvdd_bias_noise") & np.isclose(fig1.lr, 0.01) & (fig1.scheme.str.startswith("backbone"))]
+    noise = fig1[(fig1.variant == "dsvdd_bias_noise") & np.isclose(fig1.lr, 0.01) & (fig1.scheme.str.startswith("backbone"))
+                 & (fig1.dataset == "voc2012") & (fig1.test_anomaly == "block_perm:8")]
     assert noise["difference"].iloc[0] == pytest.approx(5.0)
     assert fig1[np.isclose(fig1.lr, 0.1)]["difference"].isna().all()
-    fig2 = figure2_data(frame).set_index(["model", "pooling"])
+    fig2 = figure2_data(frame).set_index(["dataset", "test_anomaly"]).loc[("voc2012", "block_perm:8")]
+    fig2 = fig2.set_index(["model", "pooling"])
     assert fig2.loc[("C", "max"), "auc"] == pytest.approx(70.0) and fig2.loc[("C", "none"), "auc"] == pytest.approx(74.0)
     for draw in (draw_figure1, draw_figure2):
         figure = draw(frame)
         figure.savefig(tmp_path / f"{draw.__name__}.png")
         assert (tmp_path / f"{draw.__name__}.png").stat().st_size > 1000
     draw_figure1(collect_runs(tmp_path / "nothing")).savefig(tmp_path / "empty.png")
+    # the paper's four panels, whatever else exists: a strokes run adds none
+    panels = set(zip(fig1.dataset, fig1.test_anomaly, strict=True))
+    assert panels == {("voc2012", "block_perm:2"), ("voc2012", "block_perm:8"),
+                      ("wikiart", "block_perm:2"), ("wikiart", "block_perm:8")}
+    strokes = {s: {"name": "strokes", "n": 2, "thickness": 5} for s in ("train", "val", "test")}
+    write_runs(tmp_path / "more", [metrics("dsvdd", 0.5, **{**common, "anomaly": strokes})])
+    assert figure1_data(collect_runs(tmp_path / "more"))["difference"].isna().all()
 
 
 def test_report_says_what_data_was_used_and_why_cells_are_missing(tmp_path):
@@ -131,7 +140,8 @@ def test_report_says_what_data_was_used_and_why_cells_are_missing(tmp_path):
     finished = metrics("dsvdd_bias", 0.7, dataset="wikiart", setup="alteration", normal_class=None, epochs=3,
                        anomaly={"val": {"name": "strokes", "thickness": 5}, "test": {"name": "strokes", "thickness": 5}},
                        data=data, model={"weights_used": {"weights": "none"}}, image_size=32)
-    write_runs(runs, [finished])
+    unpooled = {**finished, "variant": "ocsvm_cnn", "method": "ocsvm", "pooling": "none"}
+    write_runs(runs, [finished, unpooled])
     # a VOC2012 job that stopped on its input, and one killed while training: logs, no metrics.json
     voc = runs / "dsvdd_bias" / "voc2012_alteration" / "0123456789ab_s0"
     voc.mkdir(parents=True)
@@ -146,15 +156,16 @@ def test_report_says_what_data_was_used_and_why_cells_are_missing(tmp_path):
 
     write_report(runs, tmp_path / "out")
     report = (tmp_path / "out" / "REPORT.md").read_text()
-    assert ("wikiart (style-folders, styles Symbolism+Fauvism): 1 finished runs; image size 32 px; splits train "
+    assert ("wikiart (style-folders, styles Symbolism+Fauvism): 2 finished runs; image size 32 px; splits train "
             "1000 / val 500 / test 1000; deep SVDD epochs 3; seeds 0; weights used: none") in report
     assert "Table IV, voc2012: 26 of 26 cells not reproduced: their runs stopped before training " \
            "(1 runs: dataset.root is not set" in report
     assert "Table III, cifar10: 18 of 18 cells not reproduced: their runs stopped before training" in report
     assert "Table IV, wikiart: 25 of 26 cells not reproduced: no run of these cells in this profile's grid" in report
-    assert pd.read_csv(tmp_path / "out" / "runs.csv")["n_val"].tolist() == [500]
+    assert pd.read_csv(tmp_path / "out" / "runs.csv")["n_val"].tolist() == [500, 500]
     departures = report.split("## Where these runs depart from the paper's protocol")[1].split("##")[0]
-    assert "- weights: 1 of the 1 runs with a network did not start from ImageNet-pretrained weights" in departures
+    assert "- pooling: at 32 px ResNet-18's last feature map is 1x1" in departures
+    assert "- weights: 2 of the 2 runs with a network did not start from ImageNet-pretrained weights" in departures
     assert "- wikiart: images at 32 px (paper: 224 px)" in departures
     assert "- wikiart: styles Symbolism+Fauvism of the paper's 6" in departures
     assert "- deep SVDD: 3 epochs (paper: 30)" in departures and "- seeds: 1 per cell" in departures

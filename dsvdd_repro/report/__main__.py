@@ -68,6 +68,10 @@ def _difference_lines(runs: pd.DataFrame) -> list[str]:
         styles = group["styles_used"].dropna()
         if dataset == "wikiart" and len(styles) and styles.str.count(r"\+").max() + 1 < PAPER_WIKIART_STYLES:
             lines.append(f"- wikiart: styles {_values(styles)} of the paper's {PAPER_WIKIART_STYLES}")
+    unpooled = done[(done["pooling"] == "none") & (done["image_size"] < 64)]
+    if len(unpooled):  # ResNet-18 downsamples by 32: below 64 px its last feature map is one pixel
+        lines.append(f"- pooling: at {_values(unpooled['image_size'])} px ResNet-18's last feature map is 1x1, so "
+                     "model.pooling=none gives the same features as the pooling layer and Figure 2's bars coincide")
     if done["profile"].ne("paper").any():
         lines.append(f"- splits: subsampled by profile {_values(done['profile'])} (train {_values(done['n_train'])}, "
                      f"val {_values(done['n_val'])}, test {_values(done['n_test'])} images)")
@@ -100,7 +104,7 @@ def _missing_lines(tables: dict[str, pd.DataFrame], unstarted: pd.DataFrame) -> 
     return lines or ["- none: every cell has at least one finished run"]
 
 
-def write_report(runs_root: Path, out: Path) -> dict[str, pd.DataFrame]:
+def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> dict[str, pd.DataFrame]:
     out.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(runs_root)
     runs.to_csv(out / "runs.csv", index=False)
@@ -126,6 +130,7 @@ def write_report(runs_root: Path, out: Path) -> dict[str, pd.DataFrame]:
     report = [
         f"# Reproduction report: {runs_root}",
         "",
+        *([f"Produced by: {produced_by}", ""] if produced_by else []),
         f"{len(runs)} runs collected ({(runs['status'] == 'done').sum()} done, {len(failed)} failed).",
         "Cells: ours = mean ± std over seeds (one-vs-all: over normal classes) with the number of runs; "
         "paper = the published value ± spread; † = ours differs by more than the paper's spread.",
@@ -160,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Tables I-VI and Figures 1-2 from run folders.")
     parser.add_argument("runs", type=Path, help="folder holding the run folders, e.g. runs/quick")
     parser.add_argument("--out", type=Path, required=True, help="where to write, e.g. results/quick")
+    parser.add_argument("--produced-by", help="how the runs were made (command, wall time, machine), for REPORT.md")
     args = parser.parse_args(argv)
-    tables = write_report(args.runs, args.out)
+    tables = write_report(args.runs, args.out, args.produced_by)
     reproduced = sum(int((cells["status"] == "ok").sum()) for cells in tables.values())
     print(f"wrote {args.out}: {reproduced} of {sum(len(c) for c in tables.values())} published cells reproduced")
     return 0

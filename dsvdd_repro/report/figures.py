@@ -2,11 +2,12 @@
 
 - Figure 1: test AUC of each variant minus the standard D. SVDD's, per learning rate (1e-3, 1e-2,
   1e-1), soft-boundary objective; top row with the backbone at 0.1 x the head's rate, bottom row
-  with one rate for all layers (`optim.backbone_lr_factor=1`). One panel per dataset / test anomaly.
+  with one rate for all layers (`optim.backbone_lr_factor=1`).
 - Figure 2: test AUC with and without ResNet-18's pooling layer for the models A-E (OC-SVM and IF
   on CNN features, D. SVDD, D. SVDD w/ bias, D. SVDD w/ bias & noise reg.), one-class objective,
-  one panel per dataset / test anomaly.
-Cells without finished runs are left empty and labelled "no runs", never invented.
+  compared with Table II.
+Both figures have the paper's panels, VOC2012 and WikiArt x block permutation 2x2 and 8x8
+(unsupervised alteration runs; Tables II and V), whatever other runs exist. Cells without finished runs are left empty and labelled "no runs", never invented.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ FIG1_VARIANTS = {"dsvdd_bias": "w/ bias", "dsvdd_bias_noise": "w/ bias & noise r
 FIG2_MODELS = {"ocsvm_cnn": "A", "iforest_cnn": "B", "dsvdd": "C", "dsvdd_bias": "D", "dsvdd_bias_noise": "E"}
 
 
-def _panels(runs: pd.DataFrame) -> list[tuple[str, str]]:
-    alteration = runs[runs["setup"] == "alteration"]
-    return sorted(set(zip(alteration["dataset"], alteration["test_anomaly"], strict=True)))
+# (dataset, test anomaly) of the paper's panels, in its order
+PANELS = (("voc2012", "block_perm:2"), ("voc2012", "block_perm:8"), ("wikiart", "block_perm:2"), ("wikiart", "block_perm:8"))
+
+
+def _unsupervised_alteration(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[(runs["status"] == "done") & (runs["setup"] == "alteration") & ~runs["semi_supervised"].astype(bool)]
 
 
 def _mean_auc(frame: pd.DataFrame) -> float:
@@ -34,11 +38,12 @@ def _mean_auc(frame: pd.DataFrame) -> float:
 
 def figure1_data(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (row scheme, panel, variant, lr): the AUC difference to D. SVDD (points)."""
-    done = runs[(runs["status"] == "done") & (runs["objective"] == "soft_boundary") & (runs["pooling"] == "max")]
+    done = _unsupervised_alteration(runs)
+    done = done[(done["objective"] == "soft_boundary") & (done["pooling"] == "max")]
     rows = []
     for factor, scheme in ((0.1, "backbone lr = 0.1 x head lr"), (1.0, "one lr for all layers")):
         scoped = done[np.isclose(done["backbone_lr_factor"].astype(float), factor)]
-        for dataset, anomaly in _panels(done):
+        for dataset, anomaly in PANELS:
             panel = scoped[(scoped["dataset"] == dataset) & (scoped["test_anomaly"] == anomaly)]
             for lr in LEARNING_RATES:
                 at_lr = panel[np.isclose(panel["lr"], lr)]
@@ -52,10 +57,11 @@ def figure1_data(runs: pd.DataFrame) -> pd.DataFrame:
 
 def figure2_data(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (panel, model, pooling): mean test AUC (percent)."""
-    done = runs[(runs["status"] == "done") & runs["variant"].isin(list(FIG2_MODELS))]
+    done = _unsupervised_alteration(runs)
+    done = done[done["variant"].isin(list(FIG2_MODELS))]
     done = done[(done["objective"].isin(["one_class", ""])) & np.isclose(done["lr"].fillna(1e-3), 1e-3)]
     rows = []
-    for dataset, anomaly in _panels(done):
+    for dataset, anomaly in PANELS:
         panel = done[(done["dataset"] == dataset) & (done["test_anomaly"] == anomaly)]
         for variant, letter in FIG2_MODELS.items():
             for pooling in ("max", "none"):
@@ -74,7 +80,7 @@ def _empty(ax, title: str) -> None:
 
 def draw_figure1(runs: pd.DataFrame):
     data = figure1_data(runs)
-    panels = sorted(set(zip(data["dataset"], data["test_anomaly"], strict=True))) or [("", "")]
+    panels = PANELS
     schemes = ["backbone lr = 0.1 x head lr", "one lr for all layers"]
     fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels), 5.5), squeeze=False)
     width = 0.8 / len(FIG1_VARIANTS)
@@ -104,7 +110,7 @@ def draw_figure1(runs: pd.DataFrame):
 
 def draw_figure2(runs: pd.DataFrame):
     data = figure2_data(runs)
-    panels = sorted(set(zip(data["dataset"], data["test_anomaly"], strict=True))) or [("", "")]
+    panels = PANELS
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
     letters = list(FIG2_MODELS.values())
     for col, (dataset, anomaly) in enumerate(panels):
