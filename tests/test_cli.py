@@ -263,6 +263,31 @@ def test_an_input_error_in_a_sweep_does_not_stop_the_other_jobs(tmp_path):
     assert [m["nu"] for m in done] == [0.5]
 
 
+@pytest.mark.parametrize("batch", ["null", "1"])
+def test_a_sweep_launches_each_distinct_run_once(tmp_path, batch):
+    """k x {variance, noise}: 6 jobs, 4 runs (the variance regularizer does not read k). With batches
+    of one job, batches holding only duplicates launch nothing, the last one included."""
+    result = run_cli(["-m", *TINY, "trainer.epochs=1", "variant=dsvdd_bias_var,dsvdd_bias_noise",
+                      "regularizer.k=5,50,70", f"hydra.sweeper.max_batch_size={batch}", f"hydra.sweep.dir={tmp_path}"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = result.stdout + result.stderr
+    assert "6 jobs so far are 4 distinct runs" in log
+    launched = [line for line in log.splitlines() if "[HYDRA] \t#" in line]
+    assert len(launched) == 4  # Hydra logs one "#i : overrides" line per launched job
+    assert "already done, skipping" not in log
+    done = sorted((m["variant"], m["k"]) for m in map(json.loads, (p.read_text() for p in tmp_path.rglob("metrics.json"))))
+    assert done == [("dsvdd_bias_noise", 5), ("dsvdd_bias_noise", 50), ("dsvdd_bias_noise", 70), ("dsvdd_bias_var", None)]
+
+
+def test_the_default_sweeper_is_the_deduplicating_one():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=table1"], return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.dsvdd_repro_sweeper.dedup_sweeper.DedupSweeper"
+    assert cfg.hydra.sweeper.params["regularizer.k"] == "5,30,50,60,70,100,130,200"  # experiments keep their grids
+
+
 @pytest.mark.parametrize(
     ("variant", "method", "regularizer", "bias", "features"),
     [
