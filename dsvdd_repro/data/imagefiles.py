@@ -25,10 +25,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from .cache import META_FILE, _atomic_write, cached_arrays, fingerprint
 from .errors import DatasetRootError
+from .images import NaturalImages
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,25 @@ def pool_source(pools: dict, image_size: int, info: dict, seconds: float) -> dic
         "cache_hit": info["cache_hit"],
         "load_seconds": round(seconds, 3),
     }
+
+
+def pooled_natural_images(
+    name: str, class_names: list[str], arrays: dict, source: dict, val_from: str, val_fraction: float,
+    cache_root: pathlib.Path,
+) -> NaturalImages:
+    """The NaturalImages of an image-file dataset from its cached pools (`load_pools`' arrays)."""
+    return NaturalImages(
+        name=name,
+        class_names=class_names,
+        train_images=torch.from_numpy(arrays["train_images"]),
+        train_labels=torch.from_numpy(arrays["train_labels"]).long(),
+        test_images=torch.from_numpy(arrays["test_images"]),
+        test_labels=torch.from_numpy(arrays["test_labels"]).long(),
+        source=source,
+        val_from=val_from,
+        default_val_fraction=val_fraction,
+        mmap_dir=str(cache_root),
+    )
 
 
 def available_cpus() -> int:

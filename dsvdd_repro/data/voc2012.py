@@ -28,11 +28,10 @@ import pathlib
 import time
 
 import numpy as np
-import torch
 
 from .cache import default_cache_root, fingerprint
 from .errors import DatasetRootError
-from .imagefiles import file_listing, load_pools, locate_root, pool_source
+from .imagefiles import file_listing, load_pools, locate_root, pool_source, pooled_natural_images
 from .images import NaturalImages
 
 log = logging.getLogger(__name__)
@@ -165,15 +164,4 @@ def load_voc2012(
         source["n_test"],
         seconds,
     )
-    return NaturalImages(
-        name="voc2012",
-        class_names=["natural"],
-        train_images=torch.from_numpy(arrays["train_images"]),
-        train_labels=torch.from_numpy(arrays["train_labels"]).long(),
-        test_images=torch.from_numpy(arrays["test_images"]),
-        test_labels=torch.from_numpy(arrays["test_labels"]).long(),
-        source=source,
-        val_from="test",
-        default_val_fraction=VAL_FRACTION,
-        mmap_dir=str(cache_root),
-    )
+    return pooled_natural_images("voc2012", ["natural"], arrays, source, "test", VAL_FRACTION, cache_root)

@@ -37,12 +37,11 @@ import time
 import zlib
 
 import numpy as np
-import torch
 
 from ..config import WIKIART_PAPER_STYLES
 from .cache import default_cache_root, fingerprint
 from .errors import DatasetRootError
-from .imagefiles import IMAGE_EXTENSIONS, file_listing, load_pools, pool_source
+from .imagefiles import IMAGE_EXTENSIONS, file_listing, load_pools, pool_source, pooled_natural_images
 from .images import NaturalImages
 
 log = logging.getLogger(__name__)
@@ -299,15 +298,4 @@ def load_wikiart(
         source["n_test"],
         seconds,
     )
-    return NaturalImages(
-        name="wikiart",
-        class_names=used,
-        train_images=torch.from_numpy(arrays["train_images"]),
-        train_labels=torch.from_numpy(arrays["train_labels"]).long(),
-        test_images=torch.from_numpy(arrays["test_images"]),
-        test_labels=torch.from_numpy(arrays["test_labels"]).long(),
-        source=source,
-        val_from="train",
-        default_val_fraction=VAL_FRACTION,
-        mmap_dir=str(cache_root),
-    )
+    return pooled_natural_images("wikiart", used, arrays, source, "train", VAL_FRACTION, cache_root)

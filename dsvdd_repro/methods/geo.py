@@ -17,8 +17,8 @@ As in their reference implementation, and as the paper configures it (Section V-
 - Normality score: for every transformation T_i, a Dirichlet with parameters alpha_i is fitted by
   maximum likelihood to the softmax vectors y(T_i(x)) of the training set (all of it, or a seeded
   subsample of `method.geo_fit_max_samples` images: the fit needs only the mean of y and of log y
-  per transformation, and scoring 72 transforms of every training image is a CPU run's main cost; Minka's fixed point
-  iteration from Golan's initial guess), and score(x) = sum_i sum_j (alpha_ij - 1) log y_j(T_i(x)).
+  per transformation, and scoring 72 transforms of every training image is a CPU run's main cost;
+  Minka's fixed point iteration from Golan's initial guess), and score(x) = sum_i sum_j (alpha_ij - 1) log y_j(T_i(x)).
   That is the sum of the Dirichlet log-densities up to a constant (the normalisers log B(alpha_i)
   do not depend on x), so the ranking is that of the full log-likelihood. Softmax outputs are
   clipped at 1e-15 as Golan's code does. The anomaly score is minus the normality score.
@@ -286,7 +286,8 @@ class GEO(Detector):
         tic = time.perf_counter()
         fit_rows = np.arange(len(train))
         if s.fit_max_samples is not None and s.fit_max_samples < len(train):
-            fit_rows = np.sort(np.random.default_rng([s.seed, _FIT_STREAM]).choice(len(train), s.fit_max_samples, replace=False))
+            fit_rng = np.random.default_rng([s.seed, _FIT_STREAM])
+            fit_rows = np.sort(fit_rng.choice(len(train), s.fit_max_samples, replace=False))
         dirichlet = self._fit_dirichlets(subset(train, fit_rows))
         dirichlet.update(seconds=time.perf_counter() - tic, n_images=len(fit_rows))
         rows = selection_rows(val.labels, s.val_max_samples, s.seed)

@@ -7,7 +7,8 @@
   on CNN features, D. SVDD, D. SVDD w/ bias, D. SVDD w/ bias & noise reg.), one-class objective,
   compared with Table II.
 Both figures have the paper's panels, VOC2012 and WikiArt x block permutation 2x2 and 8x8
-(unsupervised alteration runs; Tables II and V), whatever other runs exist. Cells without finished runs are left empty and labelled "no runs", never invented.
+(unsupervised alteration runs; Tables II and V), whatever other runs exist. Cells without finished
+runs are left empty and labelled "no runs", never invented.
 """
 
 from __future__ import annotations
