@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io import collect_metrics
+from .runs import collect_metrics
 
 K_GRID = (5, 30, 50, 60, 70, 100, 130, 200)
 # Run fields that never define a cell: outcomes, bookkeeping, and the seed that is averaged over.

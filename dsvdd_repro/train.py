@@ -26,7 +26,7 @@ from .data import protocols
 from .data.errors import DatasetRootError
 from .data.registry import load_natural_images
 from .evaluation import auroc
-from .io import (
+from .runs import (
     METRICS_FILE,
     SCORES_FILE,
     config_hash,

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
+CONF_DIR = ROOT / "dsvdd_repro" / "conf"
 
 # A fake-data run small enough for a unit test (seconds on a 2-core CPU).
 TINY = [

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import METRICS_FILE, collect_metrics
+from ..runs import METRICS_FILE, collect_metrics
 
 DEEP_VARIANTS = ("dsvdd", "dsvdd_bias", "dsvdd_bias_noise", "dsvdd_bias_var")
 RUN_COLUMNS = (
