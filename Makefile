@@ -23,10 +23,19 @@ PROFILE ?= quick
 LAUNCHER ?= local
 WEIGHTS ?=
 
-DEMO_ARGS ?= setup=one_vs_all setup.normal_class=3 model.bias=true model.weights=none trainer.epochs=2 seed=0
+DEMO_ARGS ?= variant=dsvdd_bias setup=one_vs_all setup.normal_class=3 model.weights=none trainer.epochs=2 seed=0
 
-.PHONY: install data demo test test-fast lint clean reproduce-tables report
+# The offline copies, when extracted, are what `dsvdd-train dataset=cifar10|wikiart` reads by default.
+DATA_ENV = DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(abspath $(CIFAR10_ROOT))} \
+	DSVDD_WIKIART_ROOT=$${DSVDD_WIKIART_ROOT:-$(if $(WIKIART_ROOT),$(abspath $(WIKIART_ROOT)))}
 
+.PHONY: help install data demo test test-fast lint clean reproduce-tables report
+
+## Show the targets and what they do.
+help:
+	@awk '/^## /{doc = doc substr($$0, 4) " "} /^[a-z-]+:/{if (doc) printf "  %-18s %s\n", substr($$1, 1, length($$1) - 1), doc; doc = ""}' $(MAKEFILE_LIST)
+
+## Create .venv and install the package (editable) with its dev and SLURM extras.
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -34,6 +43,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,slurm]'
 	touch $@
 
+## Extract the offline CIFAR-10 copy and WikiArt subset of ../shared/data into data/ (when present).
 data: $(CIFAR10_ROOT)/.extracted $(if $(WIKIART_ROOT),$(WIKIART_ROOT)/.extracted)
 
 $(DATA_DIR)/wikiart-subset/.extracted:
@@ -59,23 +69,24 @@ demo: install data
 ## WEIGHTS=auto|imagenet|none|<path> (default: imagenet for paper; auto for quick = ImageNet when it can
 ## be had, else random initialisation; none for smoke). VOC2012: set DSVDD_VOC2012_ROOT.
 reproduce-tables: install data
-	DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(abspath $(CIFAR10_ROOT))} \
-	DSVDD_WIKIART_ROOT=$${DSVDD_WIKIART_ROOT:-$(if $(WIKIART_ROOT),$(abspath $(WIKIART_ROOT)))} \
-	$(PY) -m dsvdd_repro.reproduce --profile $(PROFILE) --launcher $(LAUNCHER) $(if $(WEIGHTS),--weights $(WEIGHTS))
+	$(DATA_ENV) $(PY) -m dsvdd_repro.reproduce --profile $(PROFILE) --launcher $(LAUNCHER) $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 ## Only the report of PROFILE, from the runs already in runs/$(PROFILE)/.
 report: install
 	$(PY) -m dsvdd_repro.report runs/$(PROFILE) --out results/$(PROFILE)
 
-## The whole test suite (slow end-to-end tests included).
-test: install
-	$(PY) -m pytest -q
+## The whole test suite (slow end-to-end tests included), on the offline data when ../shared/data has it.
+test: install data
+	$(DATA_ENV) $(PY) -m pytest -q
 
-test-fast: install
-	$(PY) -m pytest -q -m "not slow"
+## The tests without the slow end-to-end ones.
+test-fast: install data
+	$(DATA_ENV) $(PY) -m pytest -q -m "not slow"
 
+## ruff on the package, tests and scripts.
 lint: install
 	$(PY) -m ruff check dsvdd_repro tests scripts
 
+## Remove run folders and tool caches (never results/).
 clean:
 	rm -rf runs outputs multirun .pytest_cache .ruff_cache

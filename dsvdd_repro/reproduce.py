@@ -2,13 +2,14 @@
 
     python -m dsvdd_repro.reproduce --profile smoke|quick|paper [--launcher local|joblib|slurm]
                                     [--experiments table1,table3] [--weights auto|imagenet|none|<path>]
+    (also `dsvdd-reproduce`)
 
-Each experiment is `python -m dsvdd_repro.train -m experiment=<name> profile=<profile>
-launcher=<launcher>`, with the profile's grid overrides below replacing parts of the paper grid
-(command-line sweep values take precedence over an experiment's `hydra.sweeper.params`). Runs land
-in runs/<profile>/ and finished ones are skipped, so the command can be relaunched after an
-interruption. Cells whose data is not on the machine fail fast (one line each) and are reported as
-missing. Finally `python -m dsvdd_repro.report runs/<profile> --out results/<profile>`.
+Each experiment is `dsvdd-train -m experiment=<name> profile=<profile> launcher=<launcher>`: the
+experiment's sweep (conf/experiment/<name>.yaml) as the profile restricts it
+(conf/profile/<profile>.yaml, `hydra.sweeper.restrict`), each axis only where it applies. Runs land
+in <runs-dir> (default runs/<profile>) and finished ones are skipped, so the command can be
+relaunched after an interruption. Cells whose data is not on the machine fail fast (one line each)
+and are reported as missing. Finally `python -m dsvdd_repro.report <runs-dir> --out <results-dir>`.
 """
 
 from __future__ import annotations
@@ -17,70 +18,35 @@ import argparse
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
-EXPERIMENTS = ("table1", "table2", "table3", "table4", "table5", "table6", "table6_cifar10", "fig1", "fig2")
-
-# Grid overrides per profile (paper = the experiments' own grids).
-# quick fits every cell whose data exists into an hour on a 2-core CPU (conf/profile/quick.yaml caps
-# the splits and epochs): one seed, k in {5, 50} (still chosen on validation), all ten normal
-# classes, Table VI's CIFAR-10 column with airplane (0) as the labeled anomaly class of the nine
-# other normal classes, 32 px everywhere, and GEO with 1 epoch of 5,000 (image, transform) pairs and
-# its Dirichlets fitted on 500 training images.
-# smoke proves the pipeline in minutes: one seed, one k, one normal / labeled class, GEO capped.
-PROFILE_GRIDS: dict[str, list[str]] = {
-    "paper": [],
-    "quick": [
-        "seed=0", "regularizer.k=5,50", "setup.normal_class=range(10)", "setup.labeled_anomaly_class=0",
-        "dataset.image_size=32", "method.geo_epochs=1", "method.geo_max_samples_per_epoch=5000",
-        "method.geo_fit_max_samples=500",
-    ],
-    "smoke": [
-        "seed=0", "regularizer.k=5", "setup.normal_class=0", "setup.labeled_anomaly_class=1",
-        "dataset.image_size=32", "method.geo_epochs=1", "method.geo_max_samples_per_epoch=200",
-        "method.ocsvm_gamma_exponents=[-2,0,2]",
-    ],
-}
-# auto = ImageNet when torchvision can load (or download) them, else random initialisation; the
-# choice is printed and every run records the weights it used. paper insists on ImageNet.
-DEFAULT_WEIGHTS = {"paper": "imagenet", "quick": "auto", "smoke": "none"}
-ROOT = Path(__file__).resolve().parents[1]
+CONF = resources.files("dsvdd_repro") / "conf"
+# the order in which `reproduce` runs them (every conf/experiment/*.yaml is one)
+EXPERIMENTS = tuple(sorted(entry.name.removesuffix(".yaml") for entry in (CONF / "experiment").iterdir()
+                           if entry.name.endswith(".yaml")))
+PROFILES = tuple(sorted(entry.name.removesuffix(".yaml") for entry in (CONF / "profile").iterdir()
+                        if entry.name.endswith(".yaml")))
 
 
-def swept_keys(name: str) -> set[str]:
-    """The keys experiment `name` sweeps (its `hydra.sweeper.params`)."""
+def profile_weights(profile: str) -> str:
+    """The weights a profile asks for (its `profile.weights`: imagenet, none, auto or a path)."""
     from omegaconf import OmegaConf
 
-    experiment = OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml")
-    return set(OmegaConf.select(experiment, "hydra.sweeper.params", default={}) or {})
+    return OmegaConf.load(str(CONF / "profile" / f"{profile}.yaml")).profile.weights
 
 
-def profile_overrides(name: str, profile: str) -> list[str]:
-    """The profile's grid overrides for experiment `name`. A sweep (`a,b`, `range(n)`) is kept only
-    where the experiment sweeps that key: elsewhere (e.g. the normal class in an alteration table)
-    it would multiply the jobs by duplicates, and Hydra composes every job's config even when the
-    run is then skipped (~0.2 s each)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    swept = swept_keys(name)
-    parsed = OverridesParser.create().parse_overrides(PROFILE_GRIDS[profile])
+def experiment_command(name: str, profile: str, launcher: str, weights: str, runs_dir: Path) -> list[str]:
     return [
-        text for text, override in zip(PROFILE_GRIDS[profile], parsed, strict=True)
-        if not override.is_sweep_override() or override.key_or_group in swept
-    ]
-
-
-def experiment_command(name: str, profile: str, launcher: str, weights: str, runs_dir: Path | None = None) -> list[str]:
-    command = [
         sys.executable, "-m", "dsvdd_repro.train", "-m", f"experiment={name}", f"profile={profile}",
-        f"launcher={launcher}", f"model.weights={weights}", "trainer.progress=false",
-        *profile_overrides(name, profile),
+        f"launcher={launcher}", f"profile.weights={weights}", "trainer.progress=false",
+        f"hydra.sweep.dir={runs_dir}",
     ]
-    return command + ([f"hydra.sweep.dir={runs_dir}"] if runs_dir else [])
 
 
 def resolve_weights(weights: str) -> str:
-    """`auto` -> `imagenet` if the ImageNet ResNet-18 weights can be had here, else `none`."""
+    """`auto` -> `imagenet` if the ImageNet ResNet-18 weights can be had here (downloading them
+    once if needed), else `none`."""
     if weights != "auto":
         return weights
     from .models.weights import WeightsError, load_imagenet_state
@@ -111,7 +77,7 @@ def produced_by(args: argparse.Namespace, weights: str, seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the paper's experiments for a profile, then the report.")
-    parser.add_argument("--profile", choices=sorted(PROFILE_GRIDS), default="quick")
+    parser.add_argument("--profile", choices=PROFILES, default="quick")
     parser.add_argument("--launcher", choices=("local", "joblib", "slurm"), default="local")
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS), help="comma-separated subset")
     parser.add_argument("--weights", help="model.weights for every run: auto, imagenet, none or a file "
@@ -125,25 +91,23 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown experiments {unknown}; allowed: {', '.join(EXPERIMENTS)}", file=sys.stderr)
         return 2
-    weights = args.weights or DEFAULT_WEIGHTS[args.profile]
+    weights = args.weights or profile_weights(args.profile)
     if not args.report_only:
         weights = resolve_weights(weights)
-    # given folders are taken relative to the caller's directory; defaults live in the repository
-    runs_dir = args.runs_dir.resolve() if args.runs_dir else Path("runs") / args.profile
-    results_dir = args.results_dir.resolve() if args.results_dir else Path("results") / args.profile
+    runs_dir = (args.runs_dir or Path("runs") / args.profile).resolve()
+    results_dir = (args.results_dir or Path("results") / args.profile).resolve()
     start = time.perf_counter()
     failures = []
     if not args.report_only:
         for name in chosen:
             print(f"== {name} (profile={args.profile}, launcher={args.launcher}, weights={weights})", flush=True)
-            command = experiment_command(name, args.profile, args.launcher, weights, runs_dir if args.runs_dir else None)
-            result = subprocess.run(command, cwd=ROOT)
+            result = subprocess.run(experiment_command(name, args.profile, args.launcher, weights, runs_dir))
             if result.returncode != 0:
                 failures.append(name)  # report what there is; say which sweeps broke
     command = [sys.executable, "-m", "dsvdd_repro.report", str(runs_dir), "--out", str(results_dir)]
     if not args.report_only:
         command += ["--produced-by", produced_by(args, weights, time.perf_counter() - start)]
-    report = subprocess.run(command, cwd=ROOT)
+    report = subprocess.run(command)
     print(f"reproduce-tables ({args.profile}): {time.perf_counter() - start:.0f} s", flush=True)
     if failures:
         print(f"error: these sweeps exited with an error: {', '.join(failures)}", file=sys.stderr)

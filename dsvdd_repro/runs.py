@@ -1,8 +1,12 @@
-"""Run directories (contract C2): atomic writes, skip-if-done, provenance.
+"""Run folders (contract C2): identity, the one hash, the folder name, skip-if-done, conflicts,
+the files a run writes, and reading them back.
 
-A run writes `metrics.json` and `scores.npz` via a temporary file and `os.replace`, so a killed run
-leaves either nothing or a complete file, never half of one. Only `metrics.json` with
-`status: done` marks a finished run; anything else (nothing, `failed`) runs again on relaunch.
+A run's identity is its composed config minus `EXECUTION_KEYS` (where and how it executes) and the
+anomaly node of a setup that has none (one-vs-all). Its hash (`HASH_LENGTH` hex characters) names
+the folder and is recorded in metrics.json as `config_hash`. A run writes `metrics.json` and
+`scores.npz` atomically (dsvdd_repro/atomic.py): a killed run leaves either nothing or a complete
+file. Only `metrics.json` with `status: done` marks a finished run; anything else (nothing,
+`failed`) runs again on relaunch.
 """
 
 from __future__ import annotations
@@ -13,33 +17,20 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
+
+from .atomic import atomic_write_bytes
+from .config import EXECUTION_KEYS, variant_name
 
 METRICS_FILE = "metrics.json"
 SCORES_FILE = "scores.npz"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+HASH_LENGTH = 12
 PACKAGES = ("torch", "torchvision", "hydra-core", "omegaconf", "numpy", "scikit-learn", "pandas", "pillow")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from collaborators
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_default(value):
@@ -105,9 +96,48 @@ def conflicting_keys(recorded: dict, current: dict) -> list[str]:
     return sorted(key for key in old.keys() & new.keys() if old[key] != new[key])
 
 
-def config_hash(semantic_config: dict) -> str:
-    text = json.dumps(semantic_config, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def identity(cfg: DictConfig) -> dict:
+    """What determines a run's result: the composed config (resolved, without `hydra`) minus
+    EXECUTION_KEYS, and without the anomaly node when the setup alters no image (one-vs-all)."""
+    job = {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items() if key != "hydra"}
+    for dotted in EXECUTION_KEYS:
+        group, key = dotted.split(".")
+        if isinstance(job.get(group), dict):
+            job[group].pop(key, None)
+    if job["setup"]["name"] == "one_vs_all":
+        job.pop("anomaly", None)
+    return job
+
+
+def config_hash(identity: dict) -> str:
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def run_folder(cfg: DictConfig) -> str:
+    """The run's folder below the sweep/profile folder, readable and bounded, e.g.
+    `dsvdd_bias_noise/wikiart_alteration/3f2a9c81d0e4_s0` (resolver `${run_id:}`)."""
+    setup = cfg.setup.name + (f"_c{cfg.setup.normal_class}" if cfg.setup.name == "one_vs_all" else "")
+    semi = "_semi" if cfg.setup.get("semi_supervised") else ""
+    return f"{variant_name(cfg)}/{cfg.dataset.name}_{setup}{semi}/{config_hash(identity(cfg))}_s{cfg.seed}"
+
+
+def _run_id(*, _root_: DictConfig) -> str:
+    job = OmegaConf.masked_copy(_root_, [key for key in _root_.keys() if key != "hydra"])
+    try:
+        return run_folder(job)
+    except Exception:  # an invalid config is reported by validate(); it still needs a folder
+        text = json.dumps(OmegaConf.to_container(job, resolve=False), sort_keys=True, default=str)
+        return f"invalid/{hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]}"
+
+
+def register_resolvers() -> None:
+    from .models.weights import resolve_weights
+
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", _run_id)
+    if not OmegaConf.has_resolver("resolve_weights"):
+        OmegaConf.register_new_resolver("resolve_weights", resolve_weights)
 
 
 def _git(*args: str) -> str | None:
@@ -148,4 +178,43 @@ def provenance(device: torch.device) -> dict:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "hostname": platform.node(),
+    }
+
+
+def run_axes(cfg: DictConfig) -> dict:
+    """The experimental axes of a run, as recorded in metrics.json (contract C2); a group the run
+    does not have (e.g. `objective` for OC-SVM) records None."""
+    alteration = cfg.setup.name == "alteration"
+    semi = bool(cfg.setup.get("semi_supervised"))
+    model, objective, regularizer, optim = (cfg.get(group) for group in ("model", "objective", "regularizer", "optim"))
+    features = cfg.get("features")
+    labeled = cfg.setup.get("labeled_anomaly_class")
+    regularized = regularizer is not None and regularizer.name != "none"
+    anomaly = OmegaConf.to_object(cfg.anomaly) if alteration else None
+    return {
+        "method": cfg.method.name,
+        "variant": variant_name(cfg),
+        "dataset": cfg.dataset.name,
+        "setup": cfg.setup.name,
+        "normal_class": None if alteration else int(cfg.setup.normal_class),
+        "semi_supervised": semi,
+        "labeled_anomaly_class": int(labeled) if semi and not alteration and labeled is not None else None,
+        "anomaly": {split: anomaly.spec(split) for split in ("train", "val", "test")} if alteration else None,
+        "objective": None if objective is None else objective.name,
+        "nu": None if objective is None else objective.get("nu"),
+        "regularizer": None if regularizer is None else regularizer.name,
+        "k": regularizer.get("k") if regularized else None,
+        "d0": regularizer.get("d0") if regularized else None,
+        "r": regularizer.get("r") if regularized else None,
+        "weighting": regularizer.get("weighting") if regularized else None,
+        "bias": None if model is None else bool(model.bias),
+        "pooling": None if model is None else model.pooling,
+        "weights": None if model is None else model.weights,
+        "lr": None if optim is None else float(optim.lr),
+        "backbone_lr_factor": None if optim is None else float(optim.backbone_lr_factor),
+        "image_size": int(cfg.dataset.image_size),
+        "epochs": None if optim is None else int(cfg.trainer.epochs),
+        "features": None if features is None else features.name,
+        "seed": int(cfg.seed),
+        "profile": cfg.profile.name,
     }

@@ -46,10 +46,12 @@ def config_node(group: str, name: str) -> Callable[[type[T]], type[T]]:
 
 
 def build(node: DictConfig | dict, **kwargs: Any) -> Any:
-    """Instantiate the node's `_target_` with its keys (all but `name`) and `kwargs`."""
+    """Instantiate the node's `_target_` with its keys (all but `name`) and `kwargs`. The objects
+    in `kwargs` (a run context, a device) are passed as they are: Hydra would turn them into config
+    if they went through instantiate's own kwargs."""
     params = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     params.pop("name", None)
-    return instantiate(params, _convert_="all", **kwargs)
+    return instantiate(params, _partial_=True, _convert_="all")(**kwargs)
 
 
 def one_of(key: str, value: Any, allowed: Iterable[Any]) -> None:

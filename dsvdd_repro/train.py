@@ -1,9 +1,9 @@
 """The single entrypoint: `python -m dsvdd_repro.train [overrides]` (also `dsvdd-train`).
 
-One run = one Hydra job = one cell-sample of a paper table (contracts C1, C2 in the README):
-compose + validate the config -> natural images -> protocol splits and anomalies -> fit on
-train/val -> score test -> metrics.json + scores.npz in the run folder. A folder whose
-metrics.json says `done` for the same configuration is skipped.
+One run = one Hydra job = one cell-sample of a paper table (contracts C1, C2 in the README). The
+walk, each step in one place: config nodes (validated) -> source (`dataset` node) -> protocol
+(`setup`, `anomaly`) -> detector (`method` node) fit on train/val, scored on test -> run folder
+(dsvdd_repro/runs.py). A folder whose metrics.json says `done` for the same identity is skipped.
 """
 
 from __future__ import annotations
@@ -21,28 +21,32 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .config import ConfigError, run_axes, semantic_config, split_anomaly, validate
-from .data import protocols
+from .config import anomaly, register_configs, validate
+from .data.cache import default_cache_root
 from .data.errors import DatasetRootError
-from .data.registry import load_natural_images
 from .evaluation import auroc
+from .methods.base import RunContext
+from .models.weights import WeightsError
 from .runs import (
     METRICS_FILE,
     SCORES_FILE,
     config_hash,
     conflicting_keys,
+    identity,
     provenance,
     read_metrics,
+    run_axes,
     write_json,
     write_scores,
 )
-from .methods.registry import build_detector
-from .models.weights import WeightsError
+from .schema import ConfigError, build
 
 log = logging.getLogger("dsvdd_repro")
 
 # Bad input: reported in one line, exit code 2, and no metrics.json is written.
 INPUT_ERRORS = (ConfigError, DatasetRootError, WeightsError)
+
+register_configs()
 
 
 class RunDirError(ValueError):
@@ -63,38 +67,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_splits(cfg: DictConfig, images) -> protocols.ProtocolSplits:
-    limits = {key: cfg.profile[key] for key in ("max_train", "max_val", "max_test")}
-    semi = cfg.setup.semi_supervised
-    fraction = cfg.setup.labeled_anomaly_fraction
-    if cfg.setup.name == "one_vs_all":
-        return protocols.one_vs_all(
-            images, cfg.setup.normal_class, cfg.seed, cfg.setup.train_fraction, limits,
-            labeled_anomaly_class=cfg.setup.labeled_anomaly_class if semi else None,
-            labeled_anomaly_fraction=fraction,
-        )
-    specs = {split: split_anomaly(cfg, split) for split in ("train", "val", "test")}
-    return protocols.alteration(
-        images, specs, cfg.seed, cfg.setup.val_fraction, limits, cfg.trainer.progress,
-        labeled_anomaly_fraction=fraction if semi else None,
-    )
+def finished_run(run_dir: Path, run_identity: dict) -> dict | None:
+    """The metrics of the finished run in `run_dir`, or None; a finished run of another
+    identity there is an error (it is never overwritten)."""
+    existing = read_metrics(run_dir)
+    if not existing or existing.get("status") != "done":
+        return None
+    conflicts = conflicting_keys(existing.get("config", {}), run_identity)
+    if conflicts or "config" not in existing:
+        shown = ", ".join(conflicts[:5]) or "no recorded config"
+        raise RunDirError(f"{run_dir / METRICS_FILE} is a finished run of a different configuration ({shown}); "
+                          "choose another hydra.run.dir or remove that folder")
+    return existing
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Execute one run into `run_dir`; return its metrics (the existing ones if already done)."""
     validate(cfg)
     run_dir = Path(run_dir)
-    semantic = semantic_config(cfg)
-    identity = config_hash(semantic)
-    existing = read_metrics(run_dir)
-    if existing and existing.get("status") == "done":
-        conflicts = conflicting_keys(existing.get("config", {}), semantic)
-        if conflicts or "config" not in existing:
-            shown = ", ".join(conflicts[:5]) or "no recorded config"
-            raise RunDirError(
-                f"{run_dir / METRICS_FILE} is a finished run of a different configuration ({shown}); "
-                "choose another hydra.run.dir or remove that folder"
-            )
+    run_identity = identity(cfg)
+    existing = finished_run(run_dir, run_identity)
+    if existing:
         log.info("already done, skipping: %s (test AUC %.4f)", run_dir, existing.get("test_auc", float("nan")))
         return existing
 
@@ -103,17 +96,19 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = resolve_device(cfg.trainer.device)
-    images = load_natural_images(cfg.dataset)
-    splits = build_splits(cfg, images)
+    images = build(cfg.dataset).load(progress=cfg.trainer.progress)
+    limits = {key: cfg.profile[key] for key in ("max_train", "max_val", "max_test")}
+    splits = OmegaConf.to_object(cfg.setup).splits(images, cfg.seed, limits, anomaly(cfg), cfg.trainer.progress)
     log.info("splits: %s", splits.sizes())
+    context = RunContext(cfg, images.image_size, device, default_cache_root(cfg.dataset.get("cache_dir")))
     # loads weights: fails here, before any training, if they cannot be had
-    detector = build_detector(cfg, images.image_size, device)
+    detector = build(cfg.method, context=context)
 
     metrics = {
         "status": "running",
         **run_axes(cfg),
-        "config_hash": identity,
-        "config": semantic,
+        "config_hash": config_hash(run_identity),
+        "config": run_identity,
         "data": {"source": images.source, "splits": splits.sizes()},
         "model": detector.describe(),
     }
@@ -144,7 +139,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))

@@ -11,16 +11,21 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from dsvdd_repro.config import register_configs
+
+register_configs()  # the nodes' options, for the compose API (the entrypoint does it on import)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "dsvdd_repro" / "conf"
 
 # A fake-data run small enough for a unit test (seconds on a 2-core CPU).
 TINY = [
+    "variant=dsvdd_bias",
     "dataset=fake",
     "dataset.n_classes=3",
     "dataset.n_train_per_class=30",
     "dataset.n_test_per_class=10",
-    "model.weights=none",
+    "profile.weights=none",
     "trainer.epochs=2",
     "trainer.batch_size=16",
     "trainer.progress=false",

@@ -49,7 +49,10 @@ def test_sample_rng_is_stable_across_processes():
     import subprocess
     import sys
 
-    code = "from dsvdd_repro.data.anomalies import sample_rng; print(sample_rng(1, 'test', 2).integers(0, 2**31))"
+    code = (
+        "from dsvdd_repro.data.anomalies import sample_rng; "
+        "print(sample_rng(1, 'test', 2).integers(0, 2**31))"
+    )
     outs = {
         subprocess.run(
             [sys.executable, "-c", code],

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 
 from dsvdd_repro import train
-from dsvdd_repro.config import ConfigError, split_anomaly
+from dsvdd_repro.config import anomaly
 from dsvdd_repro.data.errors import DatasetRootError
+from dsvdd_repro.runs import identity
+from dsvdd_repro.schema import ConfigError
 from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD
-from tests.conftest import ROOT, TINY, compose_config, run_cli
+from tests.conftest import CONF_DIR, ROOT, TINY, compose_config, run_cli
 
 C2_KEYS = {
     "status", "method", "variant", "dataset", "setup", "normal_class", "anomaly", "objective", "regularizer",
@@ -103,19 +105,22 @@ def test_same_seed_same_test_set_and_scores(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("override", "key"),
+    ("overrides", "key"),
     [
-        ("objective.nu=0", "objective.nu=0.0"),
-        ("objective.nu=1.5", "objective.nu=1.5"),
-        ("regularizer.k=0", "regularizer.k=0"),
-        ("regularizer.alpha=1.2", "regularizer.alpha=1.2"),
-        ("model.pooling=avg", "model.pooling='avg'"),
-        ("trainer.epochs=0", "trainer.epochs=0"),
+        (["objective=soft_boundary", "objective.nu=0"], "objective.nu=0.0"),
+        (["objective=soft_boundary", "objective.nu=1.5"], "objective.nu=1.5"),
+        (["variant=dsvdd_bias_noise", "regularizer.k=0"], "regularizer.k=0"),
+        (["variant=dsvdd_bias_var", "regularizer.alpha=1.2"], "regularizer.alpha=1.2"),
+        (["model.pooling=avg"], "model.pooling='avg'"),
+        (["trainer.epochs=0"], "trainer.epochs=0"),
+        (["optim.lr=0"], "optim.lr=0.0"),
+        (["variant=ocsvm_pca", "method.max_train=1"], "method.max_train=1"),
+        (["dataset.image_size=0"], "dataset.image_size=0"),
     ],
 )
-def test_bad_values_fail_before_any_work_naming_key_and_allowed(tmp_path, override, key):
+def test_bad_values_fail_before_any_work_naming_key_and_allowed(tmp_path, overrides, key):
     with pytest.raises(ConfigError) as error:
-        train.run(compose_config([*TINY, override]), tmp_path)
+        train.run(compose_config([*TINY, *overrides]), tmp_path)
     assert key in str(error.value) and ("allowed" in str(error.value) or "must be" in str(error.value))
     assert not (tmp_path / "metrics.json").exists()
 
@@ -131,9 +136,9 @@ def test_block_count_must_divide_the_image(tmp_path):
 def test_per_split_anomaly_overrides_fall_back_key_by_key():
     cfg = compose_config([*TINY, "setup=alteration", "anomaly=strokes", "anomaly.thickness=9",
                           "anomaly.train.name=block_perm", "anomaly.train.n=8", "anomaly.test.thickness=5"])
-    assert split_anomaly(cfg, "train") == {"name": "block_perm", "n": 8, "thickness": 9}
-    assert split_anomaly(cfg, "val") == {"name": "strokes", "n": 2, "thickness": 9}
-    assert split_anomaly(cfg, "test") == {"name": "strokes", "n": 2, "thickness": 5}
+    assert anomaly(cfg).spec("train") == {"name": "block_perm", "n": 8, "thickness": 9}
+    assert anomaly(cfg).spec("val") == {"name": "strokes", "n": 2, "thickness": 9}
+    assert anomaly(cfg).spec("test") == {"name": "strokes", "n": 2, "thickness": 5}
 
 
 def test_missing_or_incomplete_dataset_root(tmp_path, monkeypatch):
@@ -147,7 +152,7 @@ def test_missing_or_incomplete_dataset_root(tmp_path, monkeypatch):
 
 
 def test_cli_bad_input_exits_nonzero_with_one_clear_line(tmp_path):
-    bad_value = run_cli([*TINY, "objective.nu=0", f"hydra.run.dir={tmp_path}"])
+    bad_value = run_cli([*TINY, "objective=soft_boundary", "objective.nu=0", f"hydra.run.dir={tmp_path}"])
     assert bad_value.returncode == 2
     errors = [line for line in bad_value.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: invalid config: objective.nu=0.0 (must be in (0.0, 1.0])"]
@@ -195,11 +200,11 @@ def test_real_cifar10_strokes_alteration_end_to_end(tmp_path):
 @pytest.mark.parametrize(
     "overrides",
     [
-        ["model.bias=false"],
-        ["regularizer=noise", "regularizer.k=7"],
-        ["regularizer=variance", "objective=soft_boundary", "objective.nu=0.2"],
-        ["regularizer=noise", "setup.semi_supervised=true", "setup.labeled_anomaly_class=2"],
-        ["regularizer=variance", "setup=alteration", "setup.semi_supervised=true", "anomaly=strokes",
+        ["variant=dsvdd"],
+        ["variant=dsvdd_bias_noise", "regularizer.k=7"],
+        ["variant=dsvdd_bias_var", "objective=soft_boundary", "objective.nu=0.2"],
+        ["variant=dsvdd_bias_noise", "setup.semi_supervised=true", "setup.labeled_anomaly_class=2"],
+        ["variant=dsvdd_bias_var", "setup=alteration", "setup.semi_supervised=true", "anomaly=strokes",
          "anomaly.train.name=block_perm", "anomaly.train.n=4", "anomaly.test.thickness=3"],
     ],
 )
@@ -210,6 +215,7 @@ def test_variants_objectives_and_semi_supervised_runs_write_c2_outputs(tmp_path,
     expected_variant = {"none": "dsvdd_bias", "noise": "dsvdd_bias_noise", "variance": "dsvdd_bias_var"}
     regularizer = metrics["regularizer"]
     assert metrics["variant"] == ("dsvdd" if not metrics["bias"] else expected_variant[regularizer])
+    assert metrics["k"] == (7 if regularizer == "noise" and not metrics["semi_supervised"] else metrics["k"])
     history = metrics["history"][-1]
     assert (history["loss_reg"] is None) == (regularizer == "none")
     assert ("variance_threshold" in history) == (regularizer == "variance")
@@ -237,21 +243,23 @@ def test_a_done_run_from_an_older_schema_is_still_recognised(tmp_path):
     assert train.run(cfg, tmp_path)["test_auc"] == metrics["test_auc"]
 
 
-def test_run_identity_ignores_keys_a_method_never_reads():
-    from dsvdd_repro.config import semantic_config
+def test_run_identity_is_the_config_without_execution_keys_and_unread_groups():
+    def of(*overrides):
+        return identity(compose_config([*TINY, *overrides]))
 
-    def identity(*overrides):
-        return semantic_config(compose_config([*TINY, *overrides]))
-
-    assert identity("method=ocsvm", "objective=soft_boundary") == identity("method=ocsvm")
-    assert identity("method=iforest", "features=pca", "model.pooling=none") == identity("method=iforest")
-    assert identity("method=iforest", "features=cnn", "model.pooling=none") != identity("method=iforest", "features=cnn")
-    assert identity("regularizer=variance", "regularizer.k=50") == identity("regularizer=variance")
-    assert identity("regularizer=noise", "regularizer.k=50") != identity("regularizer=noise")
-    assert identity("setup=alteration", "setup.normal_class=4") == identity("setup=alteration")
-    assert identity("anomaly.thickness=9") == identity()  # one-vs-all has no anomaly generator
-    assert identity("objective.nu=0.3") == identity()  # nu is soft-boundary's
-    assert identity("objective=soft_boundary", "objective.nu=0.3") != identity("objective=soft_boundary")
+    base = of()
+    assert of("trainer.device=cpu", "trainer.num_threads=1", "trainer.progress=true", "trainer.eval_batch_size=7") == base
+    cifar = ["dataset=cifar10", "model.weights=none"]
+    assert identity(compose_config([*cifar, "dataset.root=/a"])) == identity(
+        compose_config([*cifar, "dataset.root=/b", "dataset.cache_dir=/x", "dataset.download=true"]))
+    assert of("anomaly.thickness=9") == base  # one-vs-all alters no image
+    assert of("setup=alteration", "anomaly.thickness=9") != of("setup=alteration")
+    assert of("variant=dsvdd_bias_noise", "regularizer.k=50") != of("variant=dsvdd_bias_noise")
+    assert of("trainer.epochs=3") != base and of("seed=1") != base
+    pca = of("variant=ocsvm_pca")
+    assert {"model", "objective", "regularizer", "optim"} & {key for key, value in pca.items() if value} == set()
+    with pytest.raises(Exception, match="regularizer.k"):  # a key the run does not have cannot be set
+        of("variant=dsvdd_bias_var", "regularizer.k=50")
 
 
 def test_an_input_error_in_a_sweep_does_not_stop_the_other_jobs(tmp_path):
@@ -271,7 +279,7 @@ def test_a_sweep_launches_each_distinct_run_once(tmp_path, batch):
                       "regularizer.k=5,50,70", f"hydra.sweeper.max_batch_size={batch}", f"hydra.sweep.dir={tmp_path}"])
     assert result.returncode == 0, result.stderr[-2000:]
     log = result.stdout + result.stderr
-    assert "6 jobs so far are 4 distinct runs" in log
+    assert "sweep: 6 grid points are 4 distinct runs" in log
     launched = [line for line in log.splitlines() if "[HYDRA] \t#" in line]
     assert len(launched) == 4  # Hydra logs one "#i : overrides" line per launched job
     assert "already done, skipping" not in log
@@ -279,13 +287,15 @@ def test_a_sweep_launches_each_distinct_run_once(tmp_path, batch):
     assert done == [("dsvdd_bias_noise", 5), ("dsvdd_bias_noise", 50), ("dsvdd_bias_noise", 70), ("dsvdd_bias_var", None)]
 
 
-def test_the_default_sweeper_is_the_deduplicating_one():
+def test_the_default_sweeper_is_the_grid_sweeper_and_experiments_share_the_paper_axes():
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=table1"], return_hydra_config=True)
-    assert cfg.hydra.sweeper._target_ == "hydra_plugins.dsvdd_repro_sweeper.dedup_sweeper.DedupSweeper"
-    assert cfg.hydra.sweeper.params["regularizer.k"] == "5,30,50,60,70,100,130,200"  # experiments keep their grids
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=table1", "profile=quick"], return_hydra_config=True)
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.dsvdd_repro_sweeper.grid_sweeper.GridSweeper"
+    assert cfg.hydra.sweeper.params["regularizer.k"] == "5,30,50,60,70,100,130,200"  # conf/grid/paper.yaml
+    assert cfg.hydra.sweeper.params["seed"] == "range(5)" and "variant" in cfg.hydra.sweeper.params
+    assert cfg.hydra.sweeper.restrict["regularizer.k"] == "5,50"  # the profile's restriction
 
 
 @pytest.mark.parametrize(
@@ -316,7 +326,7 @@ def test_each_table_row_is_one_variant_override(variant, method, regularizer, bi
 def test_launcher_groups_select_hydra_launchers():
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for launcher, target in [("local", "BasicLauncher"), ("joblib", "JoblibLauncher"), ("slurm", "SlurmLauncher")]:
             cfg = compose("config", overrides=[f"launcher={launcher}"], return_hydra_config=True)
             assert cfg.hydra.launcher._target_.endswith(target)
@@ -327,7 +337,7 @@ def test_launcher_groups_select_hydra_launchers():
 def _run_dir(overrides):
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=overrides, return_hydra_config=True).hydra.run.dir
 
 
@@ -340,8 +350,7 @@ def test_run_folders_are_named_by_semantic_config_and_stay_short():
     assert len(folder) < 90
     assert _run_dir(many) == folder
     assert _run_dir([*many, "seed=1"]).endswith("_s1")
-    assert _run_dir([*many, "trainer.device=cpu", "dataset.cache_dir=/elsewhere"]) == folder
-    assert _run_dir([*TINY, "variant=ocsvm_pca", "objective=soft_boundary"]) == _run_dir([*TINY, "variant=ocsvm_pca"])
+    assert _run_dir([*many, "trainer.device=cpu", "trainer.num_threads=1"]) == folder
     assert _run_dir([*TINY, "variant=ocsvm_pca", "profile=smoke"]).startswith("runs/smoke/ocsvm_pca/fake_one_vs_all_c0/")
 
 
@@ -354,7 +363,5 @@ def test_soft_boundary_nu_follows_the_dataset_as_in_the_paper():
 
 
 def test_geo_identity_keeps_the_bias_switch_it_reads():
-    from dsvdd_repro.config import semantic_config
-
     geo = [*TINY, "variant=geo"]
-    assert semantic_config(compose_config([*geo, "model.bias=false"])) != semantic_config(compose_config(geo))
+    assert identity(compose_config([*geo, "model.bias=false"])) != identity(compose_config(geo))

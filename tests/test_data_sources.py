@@ -1,24 +1,42 @@
-"""Dataset sources: CIFAR-10 layouts, the decoded-array cache, errors, and the fake dataset."""
+"""Dataset sources: the config nodes, CIFAR-10 layouts, the decoded-array cache, errors, and the fake
+dataset. Every dataset is built and loaded as the entrypoint does it: `build(node).load()`."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import pathlib
 import pickle
+import subprocess
+import sys
 import urllib.error
 
 import numpy as np
 import pytest
 import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 from PIL import Image
 
+import dsvdd_repro.data
 from dsvdd_repro.data import cifar10 as cifar10_mod
+from dsvdd_repro.data import decode
 from dsvdd_repro.data.cache import cached_arrays, default_cache_root, fingerprint
-from dsvdd_repro.data.cifar10 import CIFAR10_CLASSES, load_cifar10
+from dsvdd_repro.data.cifar10 import CIFAR10_CLASSES, CIFAR10Config
 from dsvdd_repro.data.errors import DatasetRootError
-from dsvdd_repro.data.fake import make_fake
+from dsvdd_repro.data.fake import FakeConfig, make_fake
+from dsvdd_repro.data.folder import FolderConfig
+from dsvdd_repro.data.voc2012 import VOC2012Config
+from dsvdd_repro.data.wikiart import WIKIART_PAPER_STYLES, WikiArtConfig
+from dsvdd_repro.schema import ConfigError, build
 
 N_TRAIN, N_TEST = 3, 2
+
+
+def load_cifar10(root, **keys):
+    """CIFAR-10 through its config node, as the entrypoint loads it."""
+    return build(OmegaConf.structured(CIFAR10Config(root=root, **keys))).load(progress=False)
 
 
 def _image(cls: int, i: int, split: str) -> np.ndarray:
@@ -88,7 +106,8 @@ def test_image_folder_shapes_labels_order_and_pixels(folder_root, tmp_path):
         for i in range(N_TRAIN):
             got = data.train_images[c * N_TRAIN + i].permute(1, 2, 0).numpy()
             np.testing.assert_array_equal(got, _image(c, i, "train"))
-    np.testing.assert_array_equal(data.test_images[-1].permute(1, 2, 0).numpy(), _image(9, N_TEST - 1, "test"))
+    last = data.test_images[-1].permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(last, _image(9, N_TEST - 1, "test"))
     src = data.source
     assert src["dataset"] == "cifar10" and src["layout"] == "image-folder"
     assert src["root"] == str(folder_root.resolve())
@@ -114,8 +133,8 @@ def test_image_folder_jpeg_and_grayscale_decode_to_rgb(folder_root, tmp_path):
 
 def test_worker_pool_decode_matches_serial(folder_root, tmp_path, monkeypatch):
     serial = load_cifar10(str(folder_root), cache_dir=str(tmp_path / "c1"))
-    monkeypatch.setattr(cifar10_mod, "_POOL_MIN_IMAGES", 1)
-    monkeypatch.setattr(cifar10_mod, "_CHUNK", 7)
+    monkeypatch.setattr(decode, "POOL_MIN_IMAGES", 1)
+    monkeypatch.setattr(decode, "CHUNK", 7)
     pooled = load_cifar10(str(folder_root), cache_dir=str(tmp_path / "c2"))
     assert torch.equal(serial.train_images, pooled.train_images)
     assert torch.equal(serial.test_images, pooled.test_images)
@@ -140,7 +159,7 @@ def test_cache_miss_then_hit_without_decoding(folder_root, tmp_path, monkeypatch
     assert meta["key"]["layout"] == "image-folder" and meta["key"]["image_size"] == 32
     assert set(meta["arrays"]) == {"train_images", "train_labels", "test_images", "test_labels"}
 
-    monkeypatch.setattr(cifar10_mod, "_decode_images", _no_decode)
+    monkeypatch.setattr(decode, "iter_decoded", _no_decode)
     second = load_cifar10(str(folder_root), cache_dir=str(cache))
     assert second.source["cache_hit"] is True
     assert second.source["cache_path"] == first.source["cache_path"]
@@ -185,7 +204,12 @@ def test_resize_to_64(folder_root, tmp_path):
     assert data.source["image_size"] == 64 and "cifar10-64" in data.source["cache_path"]
     # A flat image stays flat under the antialiased bilinear resize.
     flat = np.full((1, 3, 32, 32), 123, dtype=np.uint8)
-    assert (cifar10_mod.resize_uint8(flat, 64) == 123).all()
+    assert (decode.resize_uint8(flat, 64) == 123).all()
+    # CIFAR-10 is resized from its native 32 px by torch, not by PIL from the file
+    native = load_cifar10(str(folder_root), cache_dir=str(tmp_path / "cache"))
+    resized = decode.resize_uint8(native.test_images.numpy(), 64)
+    assert torch.equal(data.test_images, torch.from_numpy(resized))
+    assert data.source["resize"].startswith("torch bilinear") and native.source["resize"].startswith("none")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -225,9 +249,19 @@ def test_pickle_layout_resized_goes_through_cache(pickle_root, tmp_path, monkeyp
     def no_read(*a, **k):
         raise AssertionError("read the pickles although the cache should have been used")
 
-    monkeypatch.setattr(cifar10_mod, "_read_pickle_layout", no_read)
+    native = load_cifar10(str(root), cache_dir=cache)
+    assert native.source["cache_hit"] is False
+    monkeypatch.setattr(cifar10_mod, "read_batches", no_read)
     second = load_cifar10(str(root), image_size=64, cache_dir=cache)
     assert second.source["cache_hit"] is True and torch.equal(first.train_images, second.train_images)
+    again = load_cifar10(str(root), cache_dir=cache)  # the native size is cached too
+    assert again.source["cache_hit"] is True and torch.equal(native.test_images, again.test_images)
+    # an edited pickle is read again
+    batch = root / "cifar-10-batches-py" / "test_batch"
+    st = batch.stat()
+    os.utime(batch, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    with pytest.raises(AssertionError, match="read the pickles"):
+        load_cifar10(str(root), cache_dir=cache)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -449,12 +483,125 @@ def test_fake_classes_are_separable_and_textured():
 
 
 # ---------------------------------------------------------------------------------------------------
+# config nodes
+
+
+def test_every_dataset_option_is_a_registered_node(monkeypatch):
+    monkeypatch.setenv("DSVDD_CIFAR10_ROOT", "/data/cifar")
+    nodes = {name: ConfigStore.instance().load(f"dataset/{name}.yaml").node
+             for name in ("cifar10", "voc2012", "wikiart", "folder", "fake")}
+    assert {name: node.name for name, node in nodes.items()} == {name: name for name in nodes}
+    cifar = nodes["cifar10"]
+    assert cifar._target_ == "dsvdd_repro.data.cifar10.CIFAR10" and cifar.root == "/data/cifar"
+    assert (cifar.image_size, cifar.download, cifar.cache_dir) == (32, False, None)
+    # only the keys each source reads (the soft-boundary nu is the objective's, not the dataset's)
+    file_keys = {"_target_", "name", "root", "download", "image_size", "cache_dir"}
+    assert set(cifar) == set(nodes["voc2012"]) == file_keys
+    assert set(nodes["wikiart"]) == set(cifar) | {"styles", "require_all_styles"}
+    assert set(nodes["fake"]) == {
+        "_target_", "name", "image_size", "n_classes", "n_train_per_class", "n_test_per_class"
+    }
+    assert set(nodes["folder"]) == {"_target_", "name", "root", "image_size", "test_fraction", "val_fraction",
+                                    "cache_dir"}
+
+
+def test_node_defaults_and_environment_roots(monkeypatch):
+    for var in ("DSVDD_VOC2012_ROOT", "DSVDD_WIKIART_ROOT", "DSVDD_FOLDER_ROOT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DSVDD_WIKIART_ROOT", "/data/wikiart")
+    wiki = OmegaConf.structured(WikiArtConfig)
+    assert wiki.root == "/data/wikiart" and wiki.image_size == 224 and wiki.require_all_styles is False
+    assert list(wiki.styles) == list(WIKIART_PAPER_STYLES)
+    voc = OmegaConf.structured(VOC2012Config)
+    assert voc.root is None and voc.image_size == 224
+    folder = OmegaConf.structured(FolderConfig)
+    assert folder.root is None
+    assert (folder.image_size, folder.test_fraction, folder.val_fraction) == (32, 0.3, 0.2)
+    fake = OmegaConf.to_object(OmegaConf.structured(FakeConfig))
+    assert (fake.n_classes, fake.n_train_per_class, fake.n_test_per_class, fake.image_size) == (3, 40, 20, 32)
+
+
+@pytest.mark.parametrize(
+    ("config", "key", "value"),
+    [
+        (CIFAR10Config, "image_size", 0),
+        (VOC2012Config, "image_size", -3),
+        (WikiArtConfig, "image_size", 0),
+        (WikiArtConfig, "styles", []),
+        (WikiArtConfig, "styles", ["Symbolism", "Symbolism"]),
+        (WikiArtConfig, "styles", ["Symbolism", ""]),
+        (FolderConfig, "test_fraction", 1.0),
+        (FolderConfig, "val_fraction", 0.0),
+        (FolderConfig, "image_size", 0),
+        (FakeConfig, "n_classes", 0),
+        (FakeConfig, "n_train_per_class", 0),
+        (FakeConfig, "n_test_per_class", 0),
+        (FakeConfig, "image_size", 1),
+    ],
+)
+def test_node_checks_raise_config_errors(config, key, value):
+    node = OmegaConf.merge(OmegaConf.structured(config), {key: value})
+    with pytest.raises(ConfigError) as exc:
+        OmegaConf.to_object(node)  # what the config validation does for every node
+    assert exc.value.key == key  # the caller prefixes the group: dataset.<key>
+    assert str(exc.value.within("dataset")).startswith(f"invalid config: dataset.{key}=")
+    OmegaConf.to_object(OmegaConf.structured(config))  # the defaults pass
+
+
+def test_unset_root_says_how_to_get_the_data(monkeypatch):
+    monkeypatch.delenv("DSVDD_CIFAR10_ROOT", raising=False)
+    with pytest.raises(DatasetRootError) as exc:
+        build(OmegaConf.structured(CIFAR10Config)).load(progress=False)
+    msg = str(exc.value)
+    assert msg.startswith("dataset.root is not set") and "DSVDD_CIFAR10_ROOT" in msg and "\n" not in msg
+    assert "cifar-10-batches-py" in msg and "dataset.download=true" in msg
+
+
+def test_root_that_is_a_file(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(DatasetRootError, match=f"dataset.root={target}: is not a folder; expected"):
+        load_cifar10(str(target))
+
+
+def test_fake_through_its_node_is_make_fake():
+    keys = {"n_classes": 4, "n_train_per_class": 5, "n_test_per_class": 2, "image_size": 16}
+    node = OmegaConf.structured(FakeConfig(**keys))
+    data = build(node).load(progress=False)
+    ref = make_fake(**keys)
+    assert torch.equal(data.train_images, ref.train_images) and torch.equal(data.test_labels, ref.test_labels)
+    assert data.name == "fake" and data.class_names == ref.class_names
+
+
+# ---------------------------------------------------------------------------------------------------
+# the data layer's own rules
+
+
+def test_data_layer_does_not_import_the_run_config():
+    code = (
+        "import sys, dsvdd_repro.data.protocols, dsvdd_repro.data; "
+        "print('dsvdd_repro.config' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_no_module_imports_private_names_of_another():
+    package = pathlib.Path(dsvdd_repro.data.__file__).parent
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"
+
+
+# ---------------------------------------------------------------------------------------------------
 # the real offline copy (CI sets DSVDD_CIFAR10_ROOT)
 
 
 @pytest.mark.skipif(not os.environ.get("DSVDD_CIFAR10_ROOT"), reason="DSVDD_CIFAR10_ROOT is not set")
 def test_real_cifar10(tmp_path):
-    data = load_cifar10(os.environ["DSVDD_CIFAR10_ROOT"], cache_dir=str(tmp_path / "cache"))
+    data = load_cifar10(os.environ["DSVDD_CIFAR10_ROOT"])  # DSVDD_CACHE_DIR: decoded once per machine
     assert data.train_images.shape == (50_000, 3, 32, 32) and data.test_images.shape == (10_000, 3, 32, 32)
     assert data.train_images.dtype == torch.uint8
     assert data.train_labels.bincount(minlength=10).tolist() == [5_000] * 10

@@ -1,6 +1,5 @@
 """Every experiment composes, expands to the paper's grid, and `reproduce` drives them per profile."""
 
-import math
 import os
 import subprocess
 import sys
@@ -8,85 +7,83 @@ import sys
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from dsvdd_repro import reproduce
-from dsvdd_repro.config import run_id, validate
+from dsvdd_repro.config import validate
+from dsvdd_repro.runs import run_folder
+from hydra_plugins.dsvdd_repro_sweeper.grid_sweeper import expand_grid, grid_axes
 from tests.conftest import CONF_DIR, ROOT
 
-# jobs in the paper grid of each experiment (product of its sweep values)
-EXPECTED_JOBS = {
-    "table1": 2 * 2 * 2 * 2 * 8 * 5,
-    "table2": 2 * 2 * 9 * 8 * 5,
-    "table3": 2 * 10 * 1 * 9 * 8 * 5,
-    "table4": 2 * 2 * 2 * 9 * 8 * 5,
-    "table5": 2 * 2 * 3 * 4 * 8 * 5,
-    "table6": 2 * 3 * 4 * 8 * 5,
-    "table6_cifar10": 10 * 10 * 4 * 8 * 5,
-    "fig1": 2 * 2 * 3 * 2 * 4 * 8 * 5,
-    "fig2": 2 * 2 * 2 * 5 * 8 * 5,
+# distinct runs of each experiment's paper grid: every axis only where it applies (k for the noise
+# regularizer, normal_class for one-vs-all, objective for deep SVDD), 5 seeds
+EXPECTED_RUNS = {
+    "table1": 2 * 2 * (2 * 8 + 2) * 5,  # datasets x strokes x (noise: weighting x k, variance: weighting)
+    "table2": 2 * 2 * (5 + 2 + 8 + 1) * 5,  # datasets x blocks x (5 baselines, 2 unregularized, 8 k, variance)
+    "table3": (10 + 1) * (5 + 2 + 8 + 1) * 5,  # (10 normal classes + strokes) x rows
+    "table4": 2 * 2 * (5 + 2 * (2 + 8 + 1)) * 5,  # the objective applies to the deep variants only
+    "table5": 2 * 2 * 3 * (2 + 8 + 1) * 5,
+    "table6": 2 * 3 * (2 + 8 + 1) * 5,
+    "table6_cifar10": 10 * 10 * (2 + 8 + 1) * 5,  # the 10 pairs with labeled == normal are refused at run time
+    "fig1": 2 * 2 * 3 * 2 * (2 + 8 + 1) * 5,
+    "fig2": 2 * 2 * 2 * (2 + 2 + 8) * 5,  # pooling x (OC-SVM/IF on CNN features, D. SVDD, w/ bias, 8 k)
 }
 
 
-def sweep_values(experiment: str) -> dict[str, list]:
+def expand(experiment: str, profile: str = "paper"):
+    """The experiment's sweep as the grid sweeper expands it (compositions through the compose API)."""
+    base = [f"experiment={experiment}", f"profile={profile}"]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
-    parser = OverridesParser.create()
-    params = cfg.hydra.sweeper.params
-    overrides = parser.parse_overrides([f"{key}={value}" for key, value in params.items()])
-    return {o.key_or_group: list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()] for o in overrides}
+        sweeper = compose("config", overrides=base, return_hydra_config=True).hydra.sweeper
+        loader = GlobalHydra.instance().config_loader()
+        axes = grid_axes([], dict(sweeper.params), dict(sweeper.restrict or {}), OverridesParser.create(),
+                         lambda key: bool(loader.get_group_options(key)))
+        return expand_grid(axes, lambda overrides: compose("config", overrides=[*base, *overrides]))
 
 
 def test_every_experiment_is_driven_by_reproduce():
-    assert set(EXPECTED_JOBS) == set(reproduce.EXPERIMENTS)
+    assert set(EXPECTED_RUNS) == set(reproduce.EXPERIMENTS)
     assert {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")} == set(reproduce.EXPERIMENTS)
 
 
-@pytest.mark.parametrize("experiment", sorted(EXPECTED_JOBS))
-def test_experiment_expands_to_the_paper_grid(experiment):
-    values = sweep_values(experiment)
-    assert math.prod(len(v) for v in values.values()) == EXPECTED_JOBS[experiment]
-    assert values["seed"] == [0, 1, 2, 3, 4]
-    assert values["regularizer.k"] == [5, 30, 50, 60, 70, 100, 130, 200]
+@pytest.mark.parametrize("experiment", sorted(EXPECTED_RUNS))
+def test_experiment_expands_to_its_distinct_paper_runs_composing_per_group_choice_only(experiment):
+    expansion = expand(experiment)
+    assert len(expansion.jobs) == EXPECTED_RUNS[experiment]
+    assert expansion.compositions < 100  # never one composition per job
+    noise = [job for job in expansion.jobs if "variant=dsvdd_bias_noise" in job]
+    assert {item for job in noise for item in job if item.startswith("regularizer.k=")} == {
+        f"regularizer.k={k}" for k in (5, 30, 50, 60, 70, 100, 130, 200)}
+    assert not any(item.startswith("regularizer.k=") for job in expansion.jobs if "variant=dsvdd_bias_noise" not in job
+                   for item in job)
 
 
-@pytest.mark.parametrize("experiment", sorted(EXPECTED_JOBS))
-def test_first_job_of_each_experiment_composes_and_validates(experiment):
-    values = sweep_values(experiment)
-    # the (normal, labeled) = (0, 0) pair of table6_cifar10 is refused by design: take class 1
-    first = [f"{key}={vals[1] if key == 'setup.labeled_anomaly_class' else vals[0]}" for key, vals in values.items()]
+@pytest.mark.parametrize("experiment", sorted(EXPECTED_RUNS))
+def test_the_first_job_of_each_experiment_composes_and_validates(experiment):
+    first = expand(experiment, "smoke").jobs[0]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment={experiment}", "model.weights=none", *first])
+        cfg = compose("config", overrides=[f"experiment={experiment}", "profile=smoke", *first])
     validate(cfg)
-    assert run_id(_root_=cfg)
+    assert run_folder(cfg).startswith(cfg.variant + "/")
 
 
-def test_irrelevant_axes_collapse_to_unique_runs():
-    """Table I's 640 jobs are 360 runs: the variance regularizer does not read k."""
-    values = sweep_values("table1")
-    ids = set()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        for dataset in values["dataset"]:
-            for variant in values["variant"]:
-                for k in values["regularizer.k"]:
-                    cfg = compose("config", overrides=["experiment=table1", f"dataset={dataset}",
-                                                       f"variant={variant}", f"regularizer.k={k}"])
-                    ids.add(run_id(_root_=cfg))
-    assert len(ids) == 2 * (8 + 1)  # per dataset: 8 noise runs (one per k) + 1 variance run
+def test_the_quick_and_smoke_profiles_restrict_the_paper_axes():
+    quick = expand("table2", "quick").jobs
+    assert {item for job in quick for item in job if item.startswith(("seed=", "regularizer.k="))} == {
+        "seed=0", "regularizer.k=5", "regularizer.k=50"}
+    assert len(quick) == 2 * 2 * (5 + 2 + 2 + 1)
+    smoke = expand("table6_cifar10", "smoke").jobs
+    assert len(smoke) == 2 + 1 + 1 and all("setup.normal_class=0" in job for job in smoke)
 
 
 def test_profile_commands():
-    command = reproduce.experiment_command("table2", "smoke", "joblib", "none")
-    assert command[3:8] == ["-m", "experiment=table2", "profile=smoke", "launcher=joblib", "model.weights=none"]
-    assert "seed=0" in command and "regularizer.k=5" in command
-    assert reproduce.experiment_command("table2", "paper", "local", "imagenet")[-1] == "trainer.progress=false"
+    command = reproduce.experiment_command("table2", "smoke", "joblib", "none", ROOT / "runs")
+    assert command[3:9] == ["-m", "experiment=table2", "profile=smoke", "launcher=joblib", "profile.weights=none",
+                            "trainer.progress=false"]
     assert reproduce.main(["--experiments", "table9"]) == 2
-    # a profile's sweep of an axis applies only where the experiment sweeps it
-    table3 = reproduce.experiment_command("table3", "quick", "local", "none")
-    table4 = reproduce.experiment_command("table4", "quick", "local", "none")
-    assert "setup.normal_class=range(10)" in table3 and "setup.normal_class=range(10)" not in table4
-    assert "regularizer.k=5,50" in table4 and "dataset.image_size=32" in table4
-    assert "method.ocsvm_gamma_exponents=[-2,0,2]" in reproduce.experiment_command("table4", "smoke", "local", "none")
+    assert {name: reproduce.profile_weights(name) for name in reproduce.PROFILES} == {
+        "paper": "imagenet", "quick": "auto", "smoke": "none"}
 
 
 @pytest.mark.slow
@@ -97,7 +94,7 @@ def test_smoke_reproduction_end_to_end(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "dsvdd_repro.reproduce", "--profile", "smoke",
          "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+        cwd=tmp_path, capture_output=True, text=True, timeout=1800,
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     out = tmp_path / "results"
@@ -127,4 +124,4 @@ def test_auto_weights_fall_back_to_random_initialisation_when_imagenet_cannot_be
     monkeypatch.setattr(weights, "load_imagenet_state", lambda: ({}, {"weights": "imagenet"}))
     assert reproduce.resolve_weights("auto") == "imagenet"
     assert reproduce.resolve_weights("none") == "none" and reproduce.resolve_weights("/w.pth") == "/w.pth"
-    assert reproduce.DEFAULT_WEIGHTS == {"paper": "imagenet", "quick": "auto", "smoke": "none"}
+

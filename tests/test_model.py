@@ -7,7 +7,8 @@ import torch
 from torchvision.models import ResNet18_Weights, resnet18
 
 from dsvdd_repro.models import weights as weights_module
-from dsvdd_repro.models.resnet import ResNet18Features
+from dsvdd_repro.schema import ConfigError
+from dsvdd_repro.models.resnet import ResNet18Config, ResNet18Features
 from dsvdd_repro.models.weights import WeightsError
 
 
@@ -30,8 +31,8 @@ def test_pooling_max_vs_none_feature_sizes():
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     assert ResNet18Features(pooling="max").eval()(images).shape == (2, 512)
     assert ResNet18Features(pooling="none").eval()(images).shape == (2, 512 * 2 * 2)
-    with pytest.raises(ValueError, match="pooling"):
-        ResNet18Features(pooling="avg")
+    with pytest.raises(ConfigError, match="pooling='avg'"):
+        ResNet18Config(pooling="avg")
 
 
 def test_weights_from_a_state_dict_file_load_every_backbone_tensor(tmp_path):

@@ -6,6 +6,7 @@ import torch
 
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.images import NaturalImages
+from dsvdd_repro.schema import ConfigError
 
 STROKES = {"name": "strokes", "n": 2, "thickness": 1}
 BLOCKS = {"name": "block_perm", "n": 4, "thickness": 1}
@@ -40,8 +41,11 @@ def test_one_vs_all_sizes_follow_the_paper():
 
 
 def test_one_vs_all_rejects_unknown_class():
-    with pytest.raises(ValueError, match="setup.normal_class=10"):  # ConfigError is a ValueError
+    with pytest.raises(ConfigError, match="setup.normal_class=10") as exc:  # the one ConfigError (schema.py)
         protocols.one_vs_all(cifar_like(), normal_class=10, seed=0)
+    assert isinstance(exc.value, ValueError) and "allowed: 0..9" in str(exc.value)
+    with pytest.raises(ConfigError, match="setup.labeled_anomaly_class=-1"):
+        protocols.one_vs_all(cifar_like(), normal_class=0, seed=0, labeled_anomaly_class=-1)
 
 
 def test_alteration_sizes_and_pairing():
@@ -81,7 +85,9 @@ def test_subsampling_balances_evaluation_splits_and_keeps_pairs():
     assert (ova.test.labels == 0).sum() == 10 and ova.test.labels.sum() == 30
     small = protocols.one_vs_all(images, normal_class=0, seed=0, limits={"max_val": 16, "max_test": 8})
     assert (small.val.labels == 0).sum() == 8 and (small.test.labels == 0).sum() == 4
-    semi = protocols.one_vs_all(images, normal_class=3, seed=0, labeled_anomaly_class=7, limits={"max_train": 9})
+    semi = protocols.one_vs_all(
+        images, normal_class=3, seed=0, labeled_anomaly_class=7, limits={"max_train": 9}
+    )
     assert len(semi.train) == 9 and (semi.train.semi_targets == -1).sum() == 1  # train stays stratified (8:1)
     alt = protocols.alteration(images, {"val": STROKES, "test": STROKES}, 0, limits=limits, progress=False)
     assert len(alt.val) == 100 and alt.val.labels.sum() == 50

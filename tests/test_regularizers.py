@@ -10,13 +10,17 @@ from torch import nn
 
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
+from dsvdd_repro.methods.deep_svdd.objectives import OneClass
 from dsvdd_repro.methods.deep_svdd.regularizers import (
     LossWeight,
     NoiseRegularizer,
+    NoRegularizer,
+    VarianceConfig,
     VarianceRegularizer,
     minibatch_variance,
 )
-from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD, DeepSVDDSettings
+from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD
+from dsvdd_repro.schema import ConfigError
 
 
 def test_noise_loss_eq4_by_hand():
@@ -94,8 +98,8 @@ def test_adaptive_weight_carries_no_gradient_and_fixed_is_one():
     assert svdd.grad.item() == 1.0 and reg.grad.item() == pytest.approx(c.item())
     fixed = LossWeight("fixed")
     assert fixed.update(torch.tensor(100.0), torch.tensor(0.1)).item() == 1.0
-    with pytest.raises(ValueError, match="weighting"):
-        LossWeight("sometimes")
+    with pytest.raises(ConfigError, match="weighting='sometimes'"):
+        VarianceConfig(weighting="sometimes")
 
 
 class TinyNet(nn.Module):
@@ -119,10 +123,10 @@ def toy_splits():
 
 def train_tiny(regularizer=None, lr=0.1, epochs=8, seed=0):
     torch.manual_seed(seed)
-    settings = DeepSVDDSettings(
-        lr=lr, backbone_lr_factor=1.0, epochs=epochs, batch_size=20, progress=False, seed=seed, weight_decay=5e-4
+    detector = DeepSVDD(
+        TinyNet(), OneClass(), regularizer or NoRegularizer(), torch.device("cpu"),
+        lr=lr, backbone_lr_factor=1.0, epochs=epochs, batch_size=20, progress=False, seed=seed, weight_decay=5e-4,
     )
-    detector = DeepSVDD(TinyNet(), settings, torch.device("cpu"), regularizer=regularizer)
     splits = toy_splits()
     summary = detector.fit(splits.train, splits.val)
     return detector, summary, splits
@@ -158,8 +162,8 @@ def test_the_noise_head_takes_no_part_in_scoring():
 
 
 def test_the_head_trains_at_the_full_rate_and_the_backbone_lower():
-    settings = DeepSVDDSettings(lr=1e-2, backbone_lr_factor=0.1, progress=False)
-    detector = DeepSVDD(TinyNet(), settings, torch.device("cpu"), NoiseRegularizer(8, 5))
+    detector = DeepSVDD(TinyNet(), OneClass(), NoiseRegularizer(8, k=5), torch.device("cpu"), lr=1e-2,
+                        backbone_lr_factor=0.1, progress=False)
     rates = [group["lr"] for group in detector._optimizer().param_groups]
     assert rates == pytest.approx([1e-3, 1e-2])
 

@@ -1,15 +1,24 @@
 """The report on synthetic run folders: cells are joined on the published keys, aggregated the
-paper's way, and missing or failed cells are marked, never dropped."""
+paper's way, k chosen on validation through the one selection layer (tables and figures alike), and
+missing or failed cells are marked, never dropped."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from dsvdd_repro.report.collect import anomaly_key, collect_runs
+from dsvdd_repro.report.figures import draw_figure1, draw_figure2, figure1_data, figure2_data
 from dsvdd_repro.report.published import load_published
 from dsvdd_repro.report.tables import pivot, table_cells, to_latex, to_markdown
+
+PACKAGE = Path(__file__).resolve().parents[1] / "dsvdd_repro"
 
 
 def metrics(variant, test_auc, seed=0, status="done", **axes):
@@ -18,10 +27,11 @@ def metrics(variant, test_auc, seed=0, status="done", **axes):
         "status": status, "variant": variant, "method": "dsvdd" if variant.startswith("dsvdd") else variant,
         "dataset": "cifar10", "setup": "one_vs_all", "semi_supervised": False, "normal_class": 0,
         "labeled_anomaly_class": None, "anomaly": None, "objective": "one_class", "lr": 0.001,
-        "backbone_lr_factor": 0.1, "regularizer": regularizer, "weighting": None if regularizer == "none" else "adaptive",
-        "k": 5 if regularizer == "noise" else None, "bias": variant != "dsvdd", "pooling": "max", "weights": "none",
-        "seed": seed, "profile": "smoke", "test_auc": test_auc, "val_auc": 0.5, "best_epoch": 1, "collapsed": False,
-        "history": [], "seconds": 1.0,
+        "backbone_lr_factor": 0.1, "regularizer": regularizer,
+        "weighting": None if regularizer == "none" else "adaptive",
+        "k": 5 if regularizer == "noise" else None, "bias": variant != "dsvdd", "pooling": "max",
+        "weights": "none", "seed": seed, "profile": "smoke", "test_auc": test_auc, "val_auc": 0.5,
+        "best_epoch": 1, "collapsed": False, "history": [], "seconds": 1.0,
     }
     base.update(axes)
     return base
@@ -73,7 +83,8 @@ def test_alteration_cells_join_on_anomaly_objective_lr_and_select_k_on_validatio
     cells = table_cells(collect_runs(tmp_path), load_published(), "IV")
     one_class = cells[(cells.variant == "dsvdd_bias_noise") & (cells.objective == "one_class")
                       & (cells.dataset == "wikiart") & (cells.column_label == "Strokes 5")].iloc[0]
-    assert one_class["ours_mean"] == pytest.approx(70.0) and one_class["k"] == "5" and one_class["n_runs"] == 1
+    assert one_class["ours_mean"] == pytest.approx(70.0) and one_class["k"] == "5"
+    assert one_class["n_runs"] == 1
     soft = cells[(cells.variant == "dsvdd_bias_noise") & (cells.objective == "soft_boundary")
                  & (cells.dataset == "wikiart") & (cells.column_label == "Strokes 5")].iloc[0]
     assert soft["ours_mean"] == pytest.approx(10.0) and soft["beyond_spread"]
@@ -98,8 +109,6 @@ def test_empty_root_gives_an_all_missing_table(tmp_path):
 
 
 def test_figures_compute_differences_and_draw_the_papers_panels_even_with_gaps(tmp_path):
-    from dsvdd_repro.report.figures import draw_figure1, draw_figure2, figure1_data, figure2_data
-
     bp8 = {s: {"name": "block_perm", "n": 8, "thickness": 5} for s in ("train", "val", "test")}
     common = {"dataset": "voc2012", "setup": "alteration", "anomaly": bp8, "normal_class": None,
               "objective": "soft_boundary"}
@@ -107,27 +116,59 @@ def test_figures_compute_differences_and_draw_the_papers_panels_even_with_gaps(t
             metrics("dsvdd", 0.70, **{**common, "objective": "one_class"}),
             metrics("dsvdd", 0.74, pooling="none", **{**common, "objective": "one_class"})]
     write_runs(tmp_path, runs)
-    frame = collect_runs(tmp_path)
-    fig1 = figure1_data(frame)
-    noise = fig1[(fig1.variant == "dsvdd_bias_noise") & np.isclose(fig1.lr, 0.01) & (fig1.scheme.str.startswith("backbone"))
-                 & (fig1.dataset == "voc2012") & (fig1.test_anomaly == "block_perm:8")]
-    assert noise["difference"].iloc[0] == pytest.approx(5.0)
+    frame, published = collect_runs(tmp_path), load_published()
+    fig1 = figure1_data(frame, published)
+    noise = fig1[(fig1.variant == "dsvdd_bias_noise") & np.isclose(fig1.lr, 0.01)
+                 & fig1.scheme.str.startswith("backbone") & (fig1.dataset == "voc2012")
+                 & (fig1.test_anomaly == "block_perm:8")]
+    assert noise["difference"].iloc[0] == pytest.approx(5.0) and noise["k"].iloc[0] == "5"
     assert fig1[np.isclose(fig1.lr, 0.1)]["difference"].isna().all()
-    fig2 = figure2_data(frame).set_index(["dataset", "test_anomaly"]).loc[("voc2012", "block_perm:8")]
-    fig2 = fig2.set_index(["model", "pooling"])
-    assert fig2.loc[("C", "max"), "auc"] == pytest.approx(70.0) and fig2.loc[("C", "none"), "auc"] == pytest.approx(74.0)
-    for draw in (draw_figure1, draw_figure2):
-        figure = draw(frame)
-        figure.savefig(tmp_path / f"{draw.__name__}.png")
-        assert (tmp_path / f"{draw.__name__}.png").stat().st_size > 1000
-    draw_figure1(collect_runs(tmp_path / "nothing")).savefig(tmp_path / "empty.png")
+    fig2 = figure2_data(frame, published)
+    fig2 = fig2[(fig2.dataset == "voc2012") & (fig2.test_anomaly == "block_perm:8")]
+    fig2 = fig2.set_index(["model", "pooling"])["auc"]
+    assert fig2[("C", "max")] == pytest.approx(70.0) and fig2[("C", "none")] == pytest.approx(74.0)
+    drawn = {"fig1": draw_figure1(fig1), "fig2": draw_figure2(figure2_data(frame, published))}
+    for name, figure in drawn.items():
+        figure.savefig(tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    draw_figure1(figure1_data(collect_runs(tmp_path / "nothing"), published)).savefig(tmp_path / "empty.png")
     # the paper's four panels, whatever else exists: a strokes run adds none
     panels = set(zip(fig1.dataset, fig1.test_anomaly, strict=True))
     assert panels == {("voc2012", "block_perm:2"), ("voc2012", "block_perm:8"),
                       ("wikiart", "block_perm:2"), ("wikiart", "block_perm:8")}
     strokes = {s: {"name": "strokes", "n": 2, "thickness": 5} for s in ("train", "val", "test")}
     write_runs(tmp_path / "more", [metrics("dsvdd", 0.5, **{**common, "anomaly": strokes})])
-    assert figure1_data(collect_runs(tmp_path / "more"))["difference"].isna().all()
+    assert figure1_data(collect_runs(tmp_path / "more"), published)["difference"].isna().all()
+
+
+def test_figure1_shows_table_v_with_the_k_chosen_on_validation(tmp_path):
+    """Figure 1's top row is Table V: the same validation-selected k and the same means, not an
+    average over every k (test AUC would have picked k=30 here; validation picks 50, then 5 on a tie)."""
+    bp2 = {s: {"name": "block_perm", "n": 2, "thickness": 5} for s in ("train", "val", "test")}
+    common = {"dataset": "wikiart", "setup": "alteration", "anomaly": bp2, "normal_class": None,
+              "objective": "soft_boundary", "lr": 0.1}
+    runs = [metrics("dsvdd", auc, seed=seed, **common) for seed, auc in enumerate((0.50, 0.54))]
+    for k, val, aucs in ((5, 0.6, (0.70, 0.72)), (30, 0.5, (0.95, 0.99)), (50, 0.7, (0.60, 0.64))):
+        runs += [metrics("dsvdd_bias_noise", auc, seed=seed, k=k, val_auc=val, **common)
+                 for seed, auc in enumerate(aucs)]
+    # the bottom row (one lr for all layers): k=5 ties with k=50 on validation
+    one_lr = {**common, "backbone_lr_factor": 1.0}
+    runs += [metrics("dsvdd", 0.40, **one_lr), metrics("dsvdd_bias_noise", 0.90, k=50, val_auc=0.6, **one_lr),
+             metrics("dsvdd_bias_noise", 0.45, k=5, val_auc=0.6, **one_lr)]
+    write_runs(tmp_path, runs)
+    frame, published = collect_runs(tmp_path), load_published()
+    table5 = table_cells(frame, published, "V").set_index(["variant", "column_label", "dataset"])
+    noise = table5.loc[("dsvdd_bias_noise", "1e-1 / Block perm. 2x2", "wikiart")]
+    dsvdd = table5.loc[("dsvdd", "1e-1 / Block perm. 2x2", "wikiart")]
+    assert noise["k"] == "50" and noise["ours_mean"] == pytest.approx(62.0) and noise["n_runs"] == 2
+    fig1 = figure1_data(frame, published)
+    at = ((fig1.variant == "dsvdd_bias_noise") & (fig1.dataset == "wikiart")
+          & (fig1.test_anomaly == "block_perm:2") & np.isclose(fig1.lr, 0.1))
+    top = fig1[at & fig1.scheme.str.startswith("backbone")].iloc[0]
+    bottom = fig1[at & fig1.scheme.str.startswith("one")].iloc[0]
+    assert top["k"] == noise["k"]
+    assert top["difference"] == pytest.approx(noise["ours_mean"] - dsvdd["ours_mean"])
+    assert bottom["k"] == "5" and bottom["difference"] == pytest.approx(5.0)
 
 
 def test_report_says_what_data_was_used_and_why_cells_are_missing(tmp_path):
@@ -137,35 +178,41 @@ def test_report_says_what_data_was_used_and_why_cells_are_missing(tmp_path):
     runs = tmp_path / "runs"
     data = {"source": {"layout": "style-folders", "styles_used": ["Symbolism", "Fauvism"]},
             "splits": {"train": {"n": 1000}, "val": {"n": 500}, "test": {"n": 1000}}}
+    strokes5 = {"name": "strokes", "thickness": 5}
     finished = metrics("dsvdd_bias", 0.7, dataset="wikiart", setup="alteration", normal_class=None, epochs=3,
-                       anomaly={"val": {"name": "strokes", "thickness": 5}, "test": {"name": "strokes", "thickness": 5}},
-                       data=data, model={"weights_used": {"weights": "none"}}, image_size=32)
+                       anomaly={"val": strokes5, "test": strokes5}, data=data,
+                       model={"weights_used": {"weights": "none"}}, image_size=32)
     unpooled = {**finished, "variant": "ocsvm_cnn", "method": "ocsvm", "pooling": "none"}
     write_runs(runs, [finished, unpooled])
     # a VOC2012 job that stopped on its input, and one killed while training: logs, no metrics.json
     voc = runs / "dsvdd_bias" / "voc2012_alteration" / "0123456789ab_s0"
     voc.mkdir(parents=True)
-    (voc / "train.log").write_text("[2026-01-01 00:00:00,000][dsvdd_repro][ERROR] - dataset.root is not set: pass ...\n")
+    (voc / "train.log").write_text(
+        "[2026-01-01 00:00:00,000][dsvdd_repro][ERROR] - dataset.root is not set: pass ...\n")
     killed = runs / "geo" / "cifar10_one_vs_all_c3" / "ba9876543210_s1"
     killed.mkdir(parents=True)
     (killed / "train.log").write_text("[2026-01-01 00:00:00,000][dsvdd_repro][INFO] - splits: ...\n")
     unstarted = collect_unstarted(runs).set_index("dataset")
     assert unstarted.loc["voc2012", "reason"] == "dataset.root is not set: pass ..."
-    assert unstarted.loc["voc2012", "variant"] == "dsvdd_bias" and unstarted.loc["cifar10", "setup"] == "one_vs_all"
+    assert unstarted.loc["voc2012", "variant"] == "dsvdd_bias"
+    assert unstarted.loc["cifar10", "setup"] == "one_vs_all"
     assert "interrupted" in unstarted.loc["cifar10", "reason"]
 
     write_report(runs, tmp_path / "out")
     report = (tmp_path / "out" / "REPORT.md").read_text()
-    assert ("wikiart (style-folders, styles Symbolism+Fauvism): 2 finished runs; image size 32 px; splits train "
-            "1000 / val 500 / test 1000; deep SVDD epochs 3; seeds 0; weights used: none") in report
+    assert ("wikiart (style-folders, styles Symbolism+Fauvism): 2 finished runs; image size 32 px; "
+            "splits train 1000 / val 500 / test 1000; deep SVDD epochs 3; seeds 0; weights used: none"
+            in report)
     assert "Table IV, voc2012: 26 of 26 cells not reproduced: their runs stopped before training " \
            "(1 runs: dataset.root is not set" in report
     assert "Table III, cifar10: 18 of 18 cells not reproduced: their runs stopped before training" in report
-    assert "Table IV, wikiart: 25 of 26 cells not reproduced: no run of these cells in this profile's grid" in report
+    assert ("Table IV, wikiart: 25 of 26 cells not reproduced: no run of these cells in this profile's grid"
+            in report)
     assert pd.read_csv(tmp_path / "out" / "runs.csv")["n_val"].tolist() == [500, 500]
     departures = report.split("## Where these runs depart from the paper's protocol")[1].split("##")[0]
     assert "- pooling: at 32 px ResNet-18's last feature map is 1x1" in departures
-    assert "- weights: 2 of the 2 runs with a network did not start from ImageNet-pretrained weights" in departures
+    assert ("- weights: 2 of the 2 runs with a network did not start from ImageNet-pretrained weights"
+            in departures)
     assert "- wikiart: images at 32 px (paper: 224 px)" in departures
     assert "- wikiart: styles Symbolism+Fauvism of the paper's 6" in departures
     assert "- deep SVDD: 3 epochs (paper: 30)" in departures and "- seeds: 1 per cell" in departures
@@ -180,3 +227,59 @@ def test_a_single_run_cell_shows_no_spread():
     several = cell.copy()
     several["n_runs"] = 3
     assert format_cell(several) == "61.5±0.0 (n=3) † / 69.7±0.5"
+
+
+def test_variants_the_paper_does_not_print_are_collected_but_placed_in_no_table(tmp_path):
+    runs = [metrics("dsvdd_nobias_noise", 0.8, k=5),  # a deep variant with no published row
+            metrics("knn_pca", 0.6, method="knn", objective=None, lr=None, k=None),  # a new baseline
+            metrics("ocsvm_pca", 0.7, method="ocsvm")]  # today's baselines record an objective: blanked
+    write_runs(tmp_path / "runs", runs)
+    from dsvdd_repro.report.__main__ import write_report
+
+    tables = write_report(tmp_path / "runs", tmp_path / "out")
+    collected = pd.read_csv(tmp_path / "out" / "runs.csv", keep_default_na=False).set_index("variant")
+    assert collected.loc["dsvdd_nobias_noise", "objective"] == "one_class"
+    assert collected.loc["knn_pca", "objective"] == "" and collected.loc["ocsvm_pca", "objective"] == ""
+    assert collected.loc["ocsvm_pca", "lr"] == "" and collected.loc["dsvdd_nobias_noise", "lr"] == "0.001"
+    placed = pd.concat(tables.values())
+    assert set(placed.loc[placed["status"] == "ok", "variant"]) == {"ocsvm_pca"}
+
+
+def test_table_csvs_carry_the_numbers_the_markdown_prints(tmp_path):
+    from dsvdd_repro.report.__main__ import write_report
+
+    aucs = (0.61234, 0.70001)
+    write_runs(tmp_path / "runs", [metrics("dsvdd", auc, normal_class=c) for c, auc in enumerate(aucs)])
+    write_report(tmp_path / "runs", tmp_path / "out")
+    cells = pd.read_csv(tmp_path / "out" / "tableIII.csv").set_index(["variant", "column_label"])
+    ours = cells.loc[("dsvdd", "One-vs-all")]
+    full, spread = np.mean([61.234, 70.001]), np.std([61.234, 70.001], ddof=1)
+    assert ours["ours_mean"] == float(f"{full:.1f}") and ours["ours_std"] == float(f"{spread:.1f}")
+    assert ours["diff"] == float(f"{full - 67.9:.1f}")
+    markdown = (tmp_path / "out" / "tableIII.md").read_text()
+    assert f"{ours['ours_mean']:.1f}±{ours['ours_std']:.1f} (n=2)" in markdown
+    numbers = cells[["paper_mean", "paper_spread", "ours_mean", "ours_std", "diff"]].stack().dropna()
+    assert (numbers == numbers.round(1)).all()
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert sorted(runs["test_auc"]) == [0.61234, 0.70001]  # full precision stays in runs.csv
+
+
+def test_the_report_runs_from_any_folder_with_the_package_alone(tmp_path):
+    """A copy of the package outside the repository (as `pip install .` leaves it) finds the published
+    tables through the package and writes the report from another working directory."""
+    site = tmp_path / "site"
+    shutil.copytree(PACKAGE, site / "dsvdd_repro", ignore=shutil.ignore_patterns("__pycache__"))
+    write_runs(tmp_path / "runs", [metrics("dsvdd", 0.7)])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    done = subprocess.run([sys.executable, "-m", "dsvdd_repro.report", str(tmp_path / "runs"), "--out", "out",
+                           "--produced-by", "a test"], cwd=elsewhere, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "1 of 198 published cells reproduced" in done.stdout
+    assert "Produced by: a test" in (elsewhere / "out" / "REPORT.md").read_text()
+    code = "import dsvdd_repro.report.published as p; print(p.PUBLISHED_CSV)"
+    where = subprocess.run([sys.executable, "-c", code],
+                           cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert where.stdout.strip() == str(site / "dsvdd_repro" / "published" / "tables.csv")

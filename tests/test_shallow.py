@@ -5,12 +5,15 @@ import json
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 import torch
 from sklearn.decomposition import PCA
 
 from dsvdd_repro import train
-from dsvdd_repro.config import ConfigError, validate, variant_name
+from dsvdd_repro.config import validate, variant_name
+from dsvdd_repro.schema import ConfigError
 from dsvdd_repro.data.protocols import SplitData
+from dsvdd_repro.models.resnet import ResNet18Config
 from dsvdd_repro.methods.features import (
     FeatureCache,
     FeatureExtractor,
@@ -20,7 +23,7 @@ from dsvdd_repro.methods.features import (
     selection_rows,
     subset,
 )
-from dsvdd_repro.methods.shallow import IForestDetector, OCSVMDetector, ShallowSettings, gamma_scale
+from dsvdd_repro.methods.shallow import IForestDetector, OCSVMDetector, gamma_scale
 from tests.conftest import TINY, compose_config
 
 
@@ -78,7 +81,8 @@ def _toy_with_outlier(seed: int = 0):
 @pytest.mark.parametrize("detector_cls", [OCSVMDetector, IForestDetector])
 def test_scores_are_higher_for_the_known_outlier(detector_cls):
     x_train, x_val, y_val, x_test = _toy_with_outlier()
-    detector = detector_cls(None, ShallowSettings(ocsvm_nus=(0.1,), ocsvm_gamma_exponents=(-2, 0), progress=False))
+    grid = {"nus": (0.1,), "gamma_exponents": (-2, 0)} if detector_cls is OCSVMDetector else {}
+    detector = detector_cls(None, progress=False, **grid)
     summary = detector._fit(x_train, x_val, y_val)
     scores = detector._score(x_test)
     assert scores[-1] > scores[:-1].max()
@@ -87,9 +91,8 @@ def test_scores_are_higher_for_the_known_outlier(detector_cls):
 
 def test_ocsvm_selects_the_best_validation_auc_and_caps_the_training_set():
     x_train, x_val, y_val, _ = _toy_with_outlier()
-    settings = ShallowSettings(ocsvm_nus=(0.05, 0.5), ocsvm_gamma_exponents=(-8, 0, 6), ocsvm_max_train=120,
-                               progress=False)
-    summary = OCSVMDetector(None, settings)._fit(x_train, x_val, y_val)
+    detector = OCSVMDetector(None, nus=(0.05, 0.5), gamma_exponents=(-8, 0, 6), max_train=120, progress=False)
+    summary = detector._fit(x_train, x_val, y_val)
     grid = summary["selection"]["grid"]
     assert len(grid) == 6 and summary["selection"]["n_train_used"] == 120
     best = max(grid, key=lambda row: row["val_auc"])
@@ -168,9 +171,12 @@ def test_feature_cache_is_hit_the_second_time_and_invalidated_when_an_input_chan
 def test_cnn_features_cache_key_holds_weights_pooling_size_and_init_seed():
     from dsvdd_repro.methods.features import CNNFeatures
 
-    a = CNNFeatures("resnet18", "max", "none", 8, seed=0, device=torch.device("cpu"), progress=False)
-    b = CNNFeatures("resnet18", "max", "none", 8, seed=0, device=torch.device("cpu"), progress=False)
-    c = CNNFeatures("resnet18", "none", "none", 8, seed=1, device=torch.device("cpu"), progress=False)
+    def model(pooling):
+        return OmegaConf.structured(ResNet18Config(pooling=pooling, weights="none"))
+
+    a = CNNFeatures(model("max"), 8, seed=0, device=torch.device("cpu"), progress=False)
+    b = CNNFeatures(model("max"), 8, seed=0, device=torch.device("cpu"), progress=False)
+    c = CNNFeatures(model("none"), 8, seed=1, device=torch.device("cpu"), progress=False)
     assert a.params() == b.params() != c.params()
     assert a.params()["init_seed"] == 0 and a.params()["image_size"] == 8
     split = _split(4)
@@ -186,9 +192,8 @@ C2_KEYS = {"status", "method", "variant", "dataset", "setup", "normal_class", "a
 @pytest.mark.parametrize(
     ("overrides", "variant"),
     [
-        (["method=ocsvm", "features=pca", "method.ocsvm_nus=[0.1,0.5]", "method.ocsvm_gamma_exponents=[-2,0,2]"],
-         "ocsvm_pca"),
-        (["method=iforest", "features=cnn", "setup=alteration", "anomaly=block_perm", "anomaly.n=4"], "iforest_cnn"),
+        (["variant=ocsvm_pca", "method.nus=[0.1,0.5]", "method.gamma_exponents=[-2,0,2]"], "ocsvm_pca"),
+        (["variant=iforest_cnn", "setup=alteration", "anomaly=block_perm", "anomaly.n=4"], "iforest_cnn"),
     ],
 )
 def test_baseline_runs_write_c2_outputs(tmp_path, overrides, variant):
@@ -207,16 +212,25 @@ def test_baseline_runs_write_c2_outputs(tmp_path, overrides, variant):
 
 
 def test_baseline_config_values_are_checked_and_named():
-    with pytest.raises(ConfigError, match=r"method.ocsvm_nus=1.5"):
-        validate(compose_config([*TINY, "method=ocsvm", "method.ocsvm_nus=[0.1,1.5]"]))
-    with pytest.raises(ConfigError, match=r"features.pca_variance=0.0"):
-        validate(compose_config([*TINY, "method=ocsvm", "features.pca_variance=0"]))
-    with pytest.raises(ConfigError, match=r"method.geo_batch_size=1"):
-        validate(compose_config([*TINY, "method=geo", "method.geo_batch_size=1"]))
+    with pytest.raises(ConfigError, match=r"method.nus=1.5"):
+        validate(compose_config([*TINY, "variant=ocsvm_pca", "method.nus=[0.1,1.5]"]))
+    with pytest.raises(ConfigError, match=r"features.variance=0.0"):
+        validate(compose_config([*TINY, "variant=ocsvm_pca", "features.variance=0"]))
+    with pytest.raises(ConfigError, match=r"trainer.batch_size=1"):
+        validate(compose_config([*TINY, "variant=geo", "trainer.batch_size=1"]))
+    with pytest.raises(ConfigError, match=r"features=None \(method=ocsvm needs a features node\)"):
+        validate(compose_config([*TINY, "method=ocsvm"]))
 
 
-def test_variant_names_of_baselines_and_deep_svdd():
-    assert variant_name(compose_config([*TINY, "method=ocsvm", "features=cnn"])) == "ocsvm_cnn"
-    assert variant_name(compose_config([*TINY, "method=iforest"])) == "iforest_pca"
-    assert variant_name(compose_config([*TINY, "method=geo"])) == "geo"
-    assert variant_name(compose_config(TINY)) == "dsvdd_bias"
+def test_variants_name_themselves_and_drop_the_groups_they_do_not_read():
+    for variant in ("ocsvm_cnn", "iforest_pca", "geo", "dsvdd_bias", "dsvdd"):
+        assert variant_name(compose_config([*TINY, f"variant={variant}"])) == variant
+    pca = compose_config([*TINY, "variant=ocsvm_pca"])
+    assert pca.model is None and pca.objective is None and pca.regularizer is None and pca.optim is None
+    cnn = compose_config([*TINY, "variant=ocsvm_cnn"])
+    assert cnn.model.name == "resnet18" and cnn.objective is None
+    geo = compose_config(["variant=geo"])
+    assert geo.objective is None and geo.regularizer is None
+    assert (geo.optim.lr, geo.trainer.batch_size) == (1e-4, 35)  # conf/method_settings/geo.yaml
+    # without a variant, the run is named after its method and regularizer
+    assert variant_name(compose_config([*TINY[1:], "regularizer=noise"])) == "custom_dsvdd_noise"

@@ -6,7 +6,9 @@ import torch
 
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
-from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD, DeepSVDDSettings
+from dsvdd_repro.methods.deep_svdd.objectives import OneClass, SoftBoundary
+from dsvdd_repro.methods.deep_svdd.regularizers import NoRegularizer
+from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD
 from dsvdd_repro.models.resnet import ResNet18Features
 
 
@@ -17,10 +19,9 @@ def tiny_splits(seed=0):
 
 def fit(objective="one_class", epochs=2, seed=0, lr=1e-3, bias=True):
     torch.manual_seed(seed)
-    settings = DeepSVDDSettings(
-        objective=objective, epochs=epochs, batch_size=12, lr=lr, seed=seed, progress=False, nu=0.2
-    )
-    detector = DeepSVDD(ResNet18Features(bias=bias), settings, torch.device("cpu"))
+    loss = SoftBoundary(nu=0.2) if objective == "soft_boundary" else OneClass()
+    detector = DeepSVDD(ResNet18Features(bias=bias), loss, NoRegularizer(), torch.device("cpu"),
+                        epochs=epochs, batch_size=12, lr=lr, seed=seed, progress=False)
     splits = tiny_splits(seed)
     summary = detector.fit(splits.train, splits.val)
     return detector, summary, detector.score(splits.test), splits
@@ -66,8 +67,8 @@ def test_center_is_mean_of_initial_features_with_eps_rule():
 def test_collapse_is_detected_and_best_epoch_precedes_it():
     # A network whose features are forced to a constant after the first epoch: the diagnostics must
     # flag the collapse and keep the model from before it.
-    settings = DeepSVDDSettings(epochs=3, batch_size=12, progress=False)
-    detector = DeepSVDD(ResNet18Features(), settings, torch.device("cpu"))
+    detector = DeepSVDD(ResNet18Features(), OneClass(), NoRegularizer(), torch.device("cpu"), epochs=3,
+                        batch_size=12, progress=False)
     splits = tiny_splits()
     original = detector._train_epoch
 
@@ -91,7 +92,7 @@ def test_collapse_is_detected_and_best_epoch_precedes_it():
 
 
 def test_score_before_fit_is_an_error():
-    detector = DeepSVDD(ResNet18Features(), DeepSVDDSettings(progress=False), torch.device("cpu"))
+    detector = DeepSVDD(ResNet18Features(), OneClass(), NoRegularizer(), torch.device("cpu"), progress=False)
     with pytest.raises(RuntimeError, match="before fit"):
         detector.score(tiny_splits().test)
 
@@ -112,7 +113,7 @@ def test_batch_norm_calibration_sets_running_statistics_to_the_training_average(
     torch.manual_seed(0)
     net = _ConvBN()
     params = [p.detach().clone() for p in net.parameters()]
-    detector = DeepSVDD(net, DeepSVDDSettings(batch_size=10, progress=False), torch.device("cpu"))
+    detector = DeepSVDD(net, OneClass(), NoRegularizer(), torch.device("cpu"), batch_size=10, progress=False)
     train = tiny_splits().train  # 24 normal images: batches of 10, 10, 4
     assert detector.calibrate_batch_norm(train) == 1
     with torch.no_grad():
@@ -130,15 +131,17 @@ def test_calibration_runs_before_the_center_only_when_asked():
     splits = tiny_splits()
     for calibrate, expected_tracked in ((False, 0), (True, 3)):
         net = _ConvBN()
-        settings = DeepSVDDSettings(batch_size=10, epochs=0, calibrate_bn=calibrate, progress=False)
-        DeepSVDD(net, settings, torch.device("cpu")).fit(splits.train, splits.val)
+        detector = DeepSVDD(net, OneClass(), NoRegularizer(), torch.device("cpu"), batch_size=10, epochs=0,
+                            calibrate_bn=calibrate, progress=False)
+        detector.fit(splits.train, splits.val)
         assert int(net.bn.num_batches_tracked) == expected_tracked
 
 
 def test_calibration_defaults_to_random_initialisation_only(tmp_path):
     from torchvision.models import resnet18
 
-    from dsvdd_repro.methods.registry import build_detector
+    from dsvdd_repro.methods.base import RunContext
+    from dsvdd_repro.schema import build
     from tests.conftest import compose_config
 
     path = tmp_path / "resnet18.pth"
@@ -146,4 +149,5 @@ def test_calibration_defaults_to_random_initialisation_only(tmp_path):
     expected = {("none", "null"): True, ("none", "false"): False, (str(path), "null"): False, (str(path), "true"): True}
     for (weights, option), calibrate in expected.items():
         cfg = compose_config([f"model.weights={weights}", f"method.calibrate_bn={option}"])
-        assert build_detector(cfg, 32, torch.device("cpu")).settings.calibrate_bn is calibrate
+        context = RunContext(cfg, 32, torch.device("cpu"), tmp_path)
+        assert build(cfg.method, context=context).calibrate_bn is calibrate

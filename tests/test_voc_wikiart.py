@@ -1,5 +1,6 @@
 """VOC2012 and WikiArt: layouts on generated miniature trees, the paper's split rules and sizes,
-error messages, the memory-mapped decode-once cache, and end-to-end runs."""
+error messages, the memory-mapped decode-once cache, and the pools the protocols split. Datasets are
+built and loaded through their config nodes, as the entrypoint does: `build(node).load()`."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 from PIL import Image
 
 from dsvdd_repro import train
-from dsvdd_repro.config import WIKIART_PAPER_STYLES, ConfigError
-from dsvdd_repro.data import imagefiles, protocols
+from dsvdd_repro.data import cache as cache_mod
+from dsvdd_repro.data import decode, protocols
 from dsvdd_repro.data.errors import DatasetRootError
 from dsvdd_repro.data.images import NaturalImages
-from dsvdd_repro.data.voc2012 import load_voc2012
-from dsvdd_repro.data.wikiart import load_wikiart
+from dsvdd_repro.data.voc2012 import VOC2012Config
+from dsvdd_repro.data.wikiart import WIKIART_PAPER_STYLES, WikiArtConfig
+from dsvdd_repro.schema import ConfigError, build
 from tests.conftest import compose_config, run_cli
 
 STROKES = {"name": "strokes", "n": 2, "thickness": 1}
@@ -31,6 +35,14 @@ QUICK = [
     "trainer.progress=false",
     "dataset.image_size=32",
 ]
+
+
+def load_voc2012(root, **keys) -> NaturalImages:
+    return build(OmegaConf.structured(VOC2012Config(root=root, **keys))).load(progress=False)
+
+
+def load_wikiart(root, **keys) -> NaturalImages:
+    return build(OmegaConf.structured(WikiArtConfig(root=root, **keys))).load(progress=False)
 
 
 def _picture(seed: int, width: int = 64, height: int = 48) -> np.ndarray:
@@ -209,11 +221,10 @@ def test_numpy_and_memory_mapped_pools_batch_like_torch_pools(tmp_path, monkeypa
 def test_one_vs_all_refuses_a_single_class_dataset(voc_root, tmp_path):
     with pytest.raises(ConfigError, match="setup=alteration"):
         protocols.one_vs_all(_pools(10, 10, "test", 0.4), normal_class=0, seed=0)
-    with pytest.raises(ConfigError, match="voc2012 images have no single class label"):
-        train.run(
-            compose_config(["dataset=voc2012", f"dataset.root={voc_root}", "setup=one_vs_all", *QUICK]),
-            tmp_path / "run",
-        )
+    voc = load_voc2012(str(voc_root), image_size=16, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match="voc2012 has a single class \\(natural\\)") as exc:
+        protocols.one_vs_all(voc, normal_class=0, seed=0)
+    assert exc.value.key == "setup"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -313,11 +324,14 @@ def test_voc_download_without_network_says_how_to_get_it(tmp_path, monkeypatch):
 
 
 def test_unset_roots_name_the_environment_variables(tmp_path, monkeypatch):
+    hints = {"voc2012": "download=true to download VOC2012", "wikiart": "github.com/cs-chan/ArtGAN"}
     for name, var in (("voc2012", "DSVDD_VOC2012_ROOT"), ("wikiart", "DSVDD_WIKIART_ROOT")):
         monkeypatch.delenv(var, raising=False)
-        with pytest.raises(DatasetRootError, match=f"dataset.root is not set.*{var}"):
-            train.run(compose_config([f"dataset={name}", "setup=alteration", *QUICK]), tmp_path / name)
-    assert not list(tmp_path.rglob("metrics.json"))
+        node = ConfigStore.instance().load(f"dataset/{name}.yaml").node
+        with pytest.raises(DatasetRootError, match=f"dataset.root is not set.*{var}") as exc:
+            build(node).load(progress=False)
+        assert hints[name] in str(exc.value) and "\n" not in str(exc.value)
+    assert not list(tmp_path.iterdir())  # nothing decoded or cached
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -410,23 +424,17 @@ def test_wikiart_style_selection_and_errors(wiki_root, tmp_path):
         and "cannot be downloaded automatically" in msg
         and "github.com/cs-chan/ArtGAN" in msg
     )
-    with pytest.raises(ConfigError, match="dataset.styles"):
-        train.run(
-            compose_config(["dataset=wikiart", f"dataset.root={wiki_root}", "dataset.styles=[]", *QUICK]),
-            tmp_path / "run",
-        )
+    with pytest.raises(ConfigError, match="styles=\\[\\]"):
+        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(WikiArtConfig), {"styles": []}))
 
 
 def test_config_defaults_for_the_new_datasets(monkeypatch):
     monkeypatch.setenv("DSVDD_WIKIART_ROOT", "/data/wikiart")
-    cfg = compose_config(["dataset=wikiart", "setup=alteration"])
-    assert cfg.dataset.root == "/data/wikiart" and cfg.dataset.image_size == 224
-    assert list(cfg.dataset.styles) == list(WIKIART_PAPER_STYLES) and cfg.dataset.require_all_styles is False
-    assert cfg.setup.val_fraction is None
-    voc = compose_config(["dataset=voc2012", "setup=alteration"])
-    assert voc.dataset.image_size == 224 and voc.dataset.name == "voc2012"
-    with pytest.raises(ConfigError, match="setup.val_fraction"):
-        train.validate(compose_config(["dataset=voc2012", "setup=alteration", "setup.val_fraction=1.0"]))
+    wiki = ConfigStore.instance().load("dataset/wikiart.yaml").node
+    assert wiki.root == "/data/wikiart" and wiki.image_size == 224 and wiki.name == "wikiart"
+    assert list(wiki.styles) == list(WIKIART_PAPER_STYLES) and wiki.require_all_styles is False
+    voc = ConfigStore.instance().load("dataset/voc2012.yaml").node
+    assert voc.image_size == 224 and voc.name == "voc2012"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -438,7 +446,7 @@ def test_cache_is_reused_then_rebuilt_when_the_source_changes(wiki_root, voc_roo
     first = load_wikiart(str(wiki_root), image_size=32, cache_dir=cache)
     voc_first = load_voc2012(str(voc_root), image_size=32, cache_dir=cache)
     with monkeypatch.context() as patch:
-        patch.setattr(imagefiles, "iter_decoded", _no_decode)
+        patch.setattr(decode, "iter_decoded", _no_decode)
         second = load_wikiart(str(wiki_root), image_size=32, cache_dir=cache)
         voc_second = load_voc2012(str(voc_root), image_size=32, cache_dir=cache)
     assert second.source["cache_hit"] and voc_second.source["cache_hit"]
@@ -468,15 +476,15 @@ def test_cache_is_reused_then_rebuilt_when_the_source_changes(wiki_root, voc_roo
 
 
 def test_cached_images_are_copy_on_write_memory_maps(wiki_root, tmp_path, monkeypatch):
-    monkeypatch.setattr(imagefiles, "MMAP_MIN_BYTES", 0)
+    monkeypatch.setattr(cache_mod, "MMAP_MIN_BYTES", 0)
     cache = tmp_path / "cache"
     built = load_wikiart(str(wiki_root), image_size=32, cache_dir=str(cache))
     path = built.source["cache_path"]
     shapes = {"train_images": (15, 3, 32, 32), "test_images": (7, 3, 32, 32)}
     key = json.loads((cache / os.path.basename(path) / "meta.json").read_text())["key"]
-    arrays, info = imagefiles.cached_image_arrays(
-        cache, os.path.basename(path).rsplit("-", 1)[0], key, shapes, _no_decode, {}
-    )
+    assert os.path.basename(path).rsplit("-", 1)[0] == "wikiart-32" and key["styles"] == built.class_names
+    arrays, info = cache_mod.cached_image_arrays(cache, "wikiart-32", key, _no_decode)
+    assert {k: v.shape for k, v in arrays.items() if k.endswith("images")} == shapes
     assert info["cache_hit"] and isinstance(arrays["train_images"], np.memmap)
     assert arrays["train_images"].mode == "c" and arrays["train_images"].flags.writeable
     tensor = torch.from_numpy(arrays["train_images"])  # no copy, no read-only warning
@@ -506,8 +514,8 @@ def test_already_sized_png_is_kept_exactly(tmp_path):
 
 def test_pool_decode_matches_serial_and_reports_bad_files(wiki_root, tmp_path, monkeypatch):
     serial = load_wikiart(str(wiki_root), image_size=16, cache_dir=str(tmp_path / "c1"))
-    monkeypatch.setattr(imagefiles, "POOL_MIN_IMAGES", 1)
-    monkeypatch.setattr(imagefiles, "CHUNK", 3)
+    monkeypatch.setattr(decode, "POOL_MIN_IMAGES", 1)
+    monkeypatch.setattr(decode, "CHUNK", 3)
     pooled = load_wikiart(str(wiki_root), image_size=16, cache_dir=str(tmp_path / "c2"))
     assert torch.equal(serial.train_images, pooled.train_images) and torch.equal(
         serial.test_images, pooled.test_images
@@ -518,7 +526,76 @@ def test_pool_decode_matches_serial_and_reports_bad_files(wiki_root, tmp_path, m
 
 
 # ---------------------------------------------------------------------------------------------------
-# end to end
+# the pools the alteration protocol splits (what a run gets)
+
+
+def test_voc2012_pools_give_the_alteration_splits(voc_root, tmp_path):
+    data = load_voc2012(str(voc_root), image_size=32, cache_dir=str(tmp_path / "cache"))
+    blocks = {"name": "block_perm", "n": 8, "thickness": 5}
+    specs = {"val": blocks, "test": blocks}
+    splits = protocols.alteration(data, specs, seed=0, progress=False)
+    # 10 train; val.txt's 15: 40% -> 6 validate, 9 test, each with its altered counterpart
+    assert splits.sizes() == {"train": {"n": 10, "n_anomalous": 0}, "val": {"n": 12, "n_anomalous": 6},
+                              "test": {"n": 18, "n_anomalous": 9}}
+    assert data.source["n_test"] == VOC_VAL and data.source["layout"] == "vocdevkit"
+    assert data.mmap_dir == str(tmp_path / "cache")  # large altered sets are mapped beside the cache
+
+
+def test_wikiart_pools_record_the_styles_used(wiki_root, tmp_path):
+    data = load_wikiart(str(wiki_root), image_size=32, cache_dir=str(tmp_path / "cache"))
+    strokes = {"name": "strokes", "n": 2, "thickness": 5}
+    splits = protocols.alteration(data, {"val": strokes, "test": strokes}, seed=0, progress=False)
+    assert data.source["styles_used"] == ["Art_Nouveau_Modern", "Fauvism", "Symbolism"]
+    missing = ["Contemporary_Realism", "High_Renaissance", "Naive_Art_Primitivism"]
+    assert data.source["styles_missing"] == missing
+    assert len(splits.test) == 14
+    json.dumps(data.source)  # recorded in metrics.json as it is
+
+
+REAL_WIKIART = os.environ.get("DSVDD_WIKIART_ROOT")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not REAL_WIKIART, reason="DSVDD_WIKIART_ROOT (the extracted offline WikiArt subset) not set"
+)
+@pytest.mark.parametrize(
+    "anomaly", [{"name": "strokes", "n": 2, "thickness": 5}, {"name": "block_perm", "n": 8, "thickness": 5}]
+)
+def test_real_wikiart_subset(anomaly):
+    data = load_wikiart(REAL_WIKIART, image_size=64)  # DSVDD_CACHE_DIR: decoded once per machine
+    source = data.source
+    assert {"Art_Nouveau_Modern", "Symbolism"} <= set(source["styles_used"])
+    if source["layout"] == "style-folders" and len(source["styles_used"]) == 2:  # the offline subset
+        assert source["n_train"] + source["n_test"] == 7_930 and source["n_test"] == 2_379
+    limits = {"max_train": 300, "max_val": 200, "max_test": 200}
+    specs = {"val": anomaly, "test": anomaly}
+    splits = protocols.alteration(data, specs, seed=0, limits=limits, progress=False)
+    assert {k: v["n"] for k, v in splits.sizes().items()} == {"train": 300, "val": 200, "test": 200}
+    altered = splits.test.batch(np.flatnonzero(splits.test.labels == 1))
+    natural = splits.test.batch(np.flatnonzero(splits.test.labels == 0))
+    assert altered.shape == (100, 3, 64, 64) and (altered != natural).flatten(1).any(dim=1).all()
+
+
+# ---------------------------------------------------------------------------------------------------
+# end to end: the dataset node composed into a run
+
+
+def test_run_refuses_bad_dataset_settings(voc_root, wiki_root, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="setup=.one_vs_all.*voc2012.*single class.*use setup=alteration"):
+        train.run(
+            compose_config(["dataset=voc2012", f"dataset.root={voc_root}", "setup=one_vs_all", *QUICK]),
+            tmp_path / "run",
+        )
+    with pytest.raises(ConfigError, match="dataset.styles"):
+        train.run(
+            compose_config(["dataset=wikiart", f"dataset.root={wiki_root}", "dataset.styles=[]", *QUICK]),
+            tmp_path / "run",
+        )
+    monkeypatch.delenv("DSVDD_VOC2012_ROOT", raising=False)
+    with pytest.raises(DatasetRootError, match="dataset.root is not set.*DSVDD_VOC2012_ROOT"):
+        train.run(compose_config(["dataset=voc2012", "setup=alteration", *QUICK]), tmp_path / "voc")
+    assert not list(tmp_path.rglob("metrics.json"))
 
 
 def test_voc2012_runs_end_to_end_from_the_command_line(voc_root, tmp_path):
@@ -538,9 +615,8 @@ def test_voc2012_runs_end_to_end_from_the_command_line(voc_root, tmp_path):
     assert metrics["status"] == "done" and metrics["dataset"] == "voc2012"
     # 10 train; val.txt's 15: 40% -> 6 validate, 9 test, each with its altered counterpart
     assert {k: v["n"] for k, v in metrics["data"]["splits"].items()} == {"train": 10, "val": 12, "test": 18}
-    assert (
-        metrics["data"]["source"]["n_test"] == VOC_VAL and metrics["data"]["source"]["layout"] == "vocdevkit"
-    )
+    source = metrics["data"]["source"]
+    assert source["n_test"] == VOC_VAL and source["layout"] == "vocdevkit"
     scores = np.load(tmp_path / "run" / "scores.npz")
     assert scores["score"].shape == (18,) and scores["label"].sum() == 9
 
@@ -560,9 +636,6 @@ def test_wikiart_strokes_run_records_the_styles_used(wiki_root, tmp_path):
     assert source["styles_used"] == ["Art_Nouveau_Modern", "Fauvism", "Symbolism"]
     assert source["styles_missing"] == ["Contemporary_Realism", "High_Renaissance", "Naive_Art_Primitivism"]
     assert metrics["data"]["splits"]["test"]["n"] == 14
-
-
-REAL_WIKIART = os.environ.get("DSVDD_WIKIART_ROOT")
 
 
 @pytest.mark.slow

@@ -220,7 +220,8 @@ class Strokes(AnomalyGenerator):
             raise ValueError(f"min_strokes must be >= 1, got min_strokes={min_strokes}")
         if max_strokes < min_strokes:
             raise ValueError(
-                f"max_strokes must be >= min_strokes, got min_strokes={min_strokes}, max_strokes={max_strokes}"
+                "max_strokes must be >= min_strokes, got "
+                f"min_strokes={min_strokes}, max_strokes={max_strokes}"
             )
         for what, value in (("min_length", min_length), ("max_length", max_length)):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):

@@ -1,4 +1,4 @@
-"""Exceptions raised by the dataset sources."""
+"""The one exception the dataset sources raise about the user's data, and its message form."""
 
 from __future__ import annotations
 
@@ -8,3 +8,8 @@ class DatasetRootError(ValueError):
 
     The message is one line that names `dataset.root`, the path, and what is expected there.
     """
+
+
+def root_error(path, problem: str) -> DatasetRootError:
+    """`dataset.root=<path>: <problem>`, the form of every message about a folder's content."""
+    return DatasetRootError(f"dataset.root={path}: {problem}")

@@ -1,4 +1,4 @@
-"""A small generated dataset for tests and smoke runs (no files, no download).
+"""A small generated dataset for tests and smoke runs (no files, no download): `dataset=fake`.
 
 Each class has its own base colour, stripe orientation and stripe frequency; each image adds a
 random phase, a jittered orientation, a few soft blobs, random brightness and pixel noise. So the
@@ -9,11 +9,32 @@ block permutations and strokes visibly change. Fully determined by `seed`.
 from __future__ import annotations
 
 import colorsys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..schema import at_least, config_node
 from .images import NaturalImages
+
+
+@config_node("dataset", "fake")
+@dataclass
+class FakeConfig:
+    """A small generated dataset (dsvdd_repro/data/fake.py) for tests and smoke runs: no files needed."""
+
+    _target_: str = "dsvdd_repro.data.fake.FakeImages"
+    name: str = "fake"
+    image_size: int = 32
+    n_classes: int = 3
+    n_train_per_class: int = 40
+    n_test_per_class: int = 20
+
+    def __post_init__(self) -> None:
+        at_least("image_size", self.image_size, 2)
+        at_least("n_classes", self.n_classes, 1)
+        at_least("n_train_per_class", self.n_train_per_class, 1)
+        at_least("n_test_per_class", self.n_test_per_class, 1)
 
 
 def _class_params(c: int, n_classes: int) -> dict:
@@ -87,3 +108,14 @@ def make_fake(
             "cache_hit": False,
         },
     )
+
+
+class FakeImages:
+    """The source `dataset=fake` builds: `make_fake` with the node's keys (seed 0)."""
+
+    def __init__(self, image_size: int, n_classes: int, n_train_per_class: int, n_test_per_class: int):
+        self.kwargs = {"n_classes": n_classes, "n_train_per_class": n_train_per_class,
+                       "n_test_per_class": n_test_per_class, "image_size": image_size}
+
+    def load(self, progress: bool = True) -> NaturalImages:
+        return make_fake(**self.kwargs)

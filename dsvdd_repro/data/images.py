@@ -46,9 +46,13 @@ class NaturalImages:
             labels = getattr(self, f"{split}_labels")
             # torch tensors; numpy arrays (e.g. memory maps) are accepted too, protocols index both
             if images.dtype not in (torch.uint8, np.uint8) or images.ndim != 4 or images.shape[1] != 3:
-                raise ValueError(f"{split}_images must be uint8 [N, 3, H, W], got {images.dtype} {tuple(images.shape)}")
+                raise ValueError(
+                    f"{split}_images must be uint8 [N, 3, H, W], got {images.dtype} {tuple(images.shape)}"
+                )
             if labels.shape != (images.shape[0],):
-                raise ValueError(f"{split}_labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+                raise ValueError(
+                    f"{split}_labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
+                )
 
     @property
     def image_size(self) -> int:

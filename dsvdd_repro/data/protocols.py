@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import ConfigError
+from ..schema import ConfigError
 from .anomalies import AnomalyGenerator, make_generator
 from .images import NaturalImages
 
@@ -155,7 +155,8 @@ def generate_anomalies(
     """The altered counterparts of pool[keys], generated in batches (deterministic per key)."""
     out = _allocate((len(keys), *pool.shape[1:]), mmap_dir)
     starts = range(0, len(keys), _GENERATION_BATCH)
-    for start in tqdm(starts, desc=f"{split} anomalies ({generator.name})", disable=not progress, leave=False):
+    desc = f"{split} anomalies ({generator.name})"
+    for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
         chunk = keys[start : start + _GENERATION_BATCH]
         out[start : start + len(chunk)] = generator(_gather(pool, chunk), chunk, seed=seed, split=split)
     return out
@@ -166,7 +167,8 @@ def _paired_split(
     mmap_dir: str | None = None,
 ) -> SplitData:
     """Each natural image followed (as a block) by its one anomalous counterpart."""
-    generator = make_generator(spec["name"], **({"n": spec["n"]} if spec["name"] == "block_perm" else {"thickness": spec["thickness"]}))
+    parameter = {"n": spec["n"]} if spec["name"] == "block_perm" else {"thickness": spec["thickness"]}
+    generator = make_generator(spec["name"], **parameter)
     keys = np.asarray(keys, dtype=np.int64)
     n = len(keys)
     return SplitData(
@@ -199,7 +201,9 @@ def _subsample(keys: np.ndarray, labels: np.ndarray, limit: int | None, rng: np.
             sizes[i] += min(len(members) - sizes[i], limit - sum(sizes))
     else:
         sizes = [min(len(members), max(1, round(limit * len(members) / len(labels)))) for members in classes]
-    chosen = [rng.choice(members, size=size, replace=False) for members, size in zip(classes, sizes, strict=True)]
+    chosen = [
+        rng.choice(members, size=size, replace=False) for members, size in zip(classes, sizes, strict=True)
+    ]
     rows = np.sort(np.concatenate(chosen))
     return keys[rows], labels[rows]
 
@@ -246,7 +250,8 @@ def one_vs_all(
 
     rng = _rng(seed, _SUBSAMPLE_STREAM)
     all_train = np.concatenate([train_keys, labeled_keys])
-    all_train_labels = np.concatenate([np.zeros(len(train_keys)), np.ones(len(labeled_keys))]).astype(np.int64)
+    all_train_labels = np.concatenate([np.zeros(len(train_keys)), np.ones(len(labeled_keys))])
+    all_train_labels = all_train_labels.astype(np.int64)
     all_train, all_train_labels = _subsample(all_train, all_train_labels, limits.get("max_train"), rng)
     val_keys, val_labels = _subsample(val_keys, val_labels, limits.get("max_val"), rng, balanced=True)
     test_keys, test_labels = _subsample(test_keys, test_labels, limits.get("max_test"), rng, balanced=True)
@@ -317,7 +322,9 @@ def alteration(
     rng = _rng(seed, _SUBSAMPLE_STREAM)
     # Limits count rows; val and test rows come in natural/altered pairs, so halve them.
     half = {key: None if value is None else max(1, value // 2) for key, value in limits.items()}
-    train_keys, _ = _subsample(train_keys, np.zeros(len(train_keys), dtype=np.int64), limits.get("max_train"), rng)
+    train_keys, _ = _subsample(
+        train_keys, np.zeros(len(train_keys), dtype=np.int64), limits.get("max_train"), rng
+    )
     val_keys, _ = _subsample(val_keys, np.zeros(len(val_keys), dtype=np.int64), half.get("max_val"), rng)
     test_keys, _ = _subsample(test_keys, np.zeros(len(test_keys), dtype=np.int64), half.get("max_test"), rng)
     if labeled_anomaly_fraction:

@@ -1,4 +1,4 @@
-"""PASCAL VOC2012 (Section V-A) from a user-given `dataset.root`, or downloaded by torchvision.
+"""PASCAL VOC2012 (Section V-A): the `dataset=voc2012` config node and its source.
 
 Layout: the standard ``VOCdevkit/VOC2012/`` folder with ``JPEGImages/<id>.jpg`` and
 ``ImageSets/Main/train.txt`` / ``val.txt`` (one image id per line). It is found at the root itself,
@@ -16,25 +16,20 @@ natural images, i.e. 4,658 validation and 6,988 test rows with their altered cou
 paper's numbers).
 
 Images are resized to ``dataset.image_size`` (224 by default; a square, aspect ratio not kept) and
-decoded once into the cache (imagefiles.py). Cache key: format version, the resolved VOC2012
-folder, image size, and a fingerprint of the two list files and every listed image's (path, size,
-mtime).
+decoded once into the cache (loader.py); the two list files are part of the cache key.
 """
 
 from __future__ import annotations
 
-import logging
 import pathlib
-import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from .cache import default_cache_root, fingerprint
-from .errors import DatasetRootError
-from .imagefiles import file_listing, load_pools, locate_root, pool_source, pooled_natural_images
-from .images import NaturalImages
-
-log = logging.getLogger(__name__)
+from ..schema import config_node, positive
+from .errors import root_error
+from .source import ImageSource, Pools, sub_folders
 
 YEAR = "2012"
 IMAGES_DIR = "JPEGImages"
@@ -43,125 +38,117 @@ LISTS = {"train": "train.txt", "test": "val.txt"}  # pool -> list file
 TAR_NAME = "VOCtrainval_11-May-2012.tar"
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/"
 VAL_FRACTION = 0.4  # of the given val set (the alteration protocol's default for VOC2012)
-FORMAT_VERSION = 1
-
-_EXPECTED = (
-    f"expected VOCdevkit/VOC2012/ with {IMAGES_DIR}/ and {LISTS_DIR.as_posix()}/train.txt, val.txt; set "
-    f"dataset.download=true to download it with torchvision (~2 GB), or download {TAR_NAME} from {VOC_URL} "
-    "and extract it into dataset.root"
-)
 
 
-def _err(path, problem: str) -> DatasetRootError:
-    return DatasetRootError(f"dataset.root={path}: {problem}")
+@config_node("dataset", "voc2012")
+@dataclass
+class VOC2012Config:
+    """PASCAL VOC2012: the standard VOCdevkit/VOC2012 layout (JPEGImages/, ImageSets/Main/{train,val}.txt),
+    found at the root, under VOC2012/ or VOCdevkit/VOC2012/, or one folder further down. download=true
+    fetches VOCtrainval_11-May-2012.tar (~2 GB) through torchvision. All images are natural (one class);
+    the root defaults to $DSVDD_VOC2012_ROOT."""
+
+    # one pooled class of natural images: the config refuses setup=one_vs_all before any data is read
+    CLASS_LABELS: ClassVar[bool] = False
+
+    _target_: str = "dsvdd_repro.data.voc2012.VOC2012"
+    name: str = "voc2012"
+    root: str | None = "${oc.env:DSVDD_VOC2012_ROOT,null}"
+    download: bool = False
+    image_size: int = 224
+    # the decoded-image cache; null = $DSVDD_CACHE_DIR, else ~/.cache/dsvdd_repro
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        positive("image_size", self.image_size)
 
 
 def _looks_like_voc(folder: pathlib.Path) -> bool:
     return (folder / IMAGES_DIR).is_dir() or (folder / "ImageSets").is_dir()
 
 
-def _find_voc(root: pathlib.Path) -> pathlib.Path | None:
-    candidates = [root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"]
-    if root.is_dir():
-        for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            candidates += [sub / "VOCdevkit" / "VOC2012", sub / "VOC2012"]
-    for folder in candidates:
-        if folder.is_dir() and _looks_like_voc(folder):
-            return folder
-    return None
-
-
-def _download(root: pathlib.Path) -> None:
-    import torchvision
-
-    try:
-        torchvision.datasets.VOCDetection(str(root), year=YEAR, image_set="train", download=True)
-    except Exception as exc:  # noqa: BLE001 - network, checksum or disk: the same advice
-        raise _err(
-            root,
-            f"downloading VOC2012 failed ({type(exc).__name__}: {exc}); without internet, download {TAR_NAME} "
-            f"from {VOC_URL} on a connected machine and extract it into {root} (giving {root}/VOCdevkit/VOC2012/)",
-        ) from exc
-
-
-def _read_list(folder: pathlib.Path, name: str) -> list[str]:
+def _read_list(folder: pathlib.Path, name: str, expected: str) -> list[str]:
     path = folder / LISTS_DIR / name
     if not path.is_file():
-        raise _err(folder, f"incomplete VOC2012: missing {LISTS_DIR.as_posix()}/{name}; {_EXPECTED}")
+        raise root_error(folder, f"incomplete VOC2012: missing {LISTS_DIR.as_posix()}/{name}; {expected}")
     ids: dict[str, None] = {}
     for line in path.read_text().splitlines():
         fields = line.split()
         if fields:
             ids[fields[0]] = None
     if not ids:
-        raise _err(folder, f"{LISTS_DIR.as_posix()}/{name} lists no image ids")
+        raise root_error(folder, f"{LISTS_DIR.as_posix()}/{name} lists no image ids")
     return list(ids)
 
 
-def load_voc2012(
-    root: str,
-    download: bool = False,
-    image_size: int = 224,
-    cache_dir: str | None = None,
-) -> NaturalImages:
+class VOC2012(ImageSource):
     """VOC2012's train (pool train_*) and val (pool test_*) images; see the module docstring."""
-    image_size = int(image_size)
-    if image_size < 1:
-        raise ValueError(f"image_size must be positive, got {image_size}")
-    root_path, folder = locate_root(root, _find_voc, _download if download else None, _err, _EXPECTED, "VOC2012")
-    folder = folder.resolve()
-    if not (folder / IMAGES_DIR).is_dir():
-        raise _err(folder, f"incomplete VOC2012: missing {IMAGES_DIR}/; {_EXPECTED}")
 
-    t0 = time.perf_counter()
-    ids = {pool: _read_list(folder, name) for pool, name in LISTS.items()}
-    both = set(ids["train"]) & set(ids["test"])
-    if both:
-        raise _err(
-            folder, f"{len(both)} image id(s) are in both train.txt and val.txt, e.g. {sorted(both)[0]}"
-        )
-    pools = {pool: [f"{IMAGES_DIR}/{i}.jpg" for i in pool_ids] for pool, pool_ids in ids.items()}
-    for pool, rels in pools.items():
-        absent = [rel for rel in rels if not (folder / rel).is_file()]
-        if absent:
-            raise _err(
-                folder,
-                f"{len(absent)} of the {len(rels)} images listed in {LISTS_DIR.as_posix()}/"
-                f"{LISTS[pool]} are missing (first: {absent[0]}); re-extract {TAR_NAME}",
-            )
-    lists = [LISTS_DIR.as_posix() + "/" + name for name in LISTS.values()]
-    listing = file_listing(folder, lists + pools["train"] + pools["test"])
-    key = {
-        "format_version": FORMAT_VERSION,
-        "dataset": "voc2012",
-        "layout": "vocdevkit",
-        "root": str(folder),
-        "image_size": image_size,
-        "pools": [len(pools["train"]), len(pools["test"])],
-        "listing": fingerprint(listing),
-    }
-    labels = {pool: np.zeros(len(rels), dtype=np.int64) for pool, rels in pools.items()}
-    cache_root = default_cache_root(cache_dir)
-    arrays, info = load_pools("voc2012", folder, pools, labels, image_size, cache_root, key)
-    seconds = time.perf_counter() - t0
-
-    source = {
-        "dataset": "voc2012",
-        "layout": "vocdevkit",
-        "root": str(folder),
-        "requested_root": str(root_path),
-        "split_files": [str(folder / rel) for rel in lists],
-        "pools": "train.txt -> train pool; val.txt -> val/test pool (40% validation, 60% test)",
-        **pool_source(pools, image_size, info, seconds),
-    }
-    log.info(
-        "VOC2012: root=%s image_size=%d cache=%s (%s) train.txt=%d val.txt=%d in %.1fs",
-        folder,
-        image_size,
-        info["cache_path"],
-        "hit" if info["cache_hit"] else "miss",
-        source["n_train"],
-        source["n_test"],
-        seconds,
+    name = "voc2012"
+    title = "VOC2012"
+    unset_root = (
+        "dataset.root is not set: pass dataset.root=<folder holding VOCdevkit/VOC2012> or set "
+        "DSVDD_VOC2012_ROOT; add dataset.download=true to download VOC2012 there with torchvision "
+        "(~2 GB)"
     )
-    return pooled_natural_images("voc2012", ["natural"], arrays, source, "test", VAL_FRACTION, cache_root)
+    can_download = True
+    val_from = "test"
+    default_val_fraction = VAL_FRACTION
+    format_version = 2
+
+    def expected(self) -> str:
+        return (
+            f"expected VOCdevkit/VOC2012/ with {IMAGES_DIR}/ and {LISTS_DIR.as_posix()}/train.txt, val.txt; "
+            f"set dataset.download=true to download it with torchvision (~2 GB), or download {TAR_NAME} from "
+            f"{VOC_URL} and extract it into dataset.root"
+        )
+
+    def locate(self, root: pathlib.Path) -> pathlib.Path | None:
+        candidates = [root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"]
+        for sub in sub_folders(root):
+            candidates += [sub / "VOCdevkit" / "VOC2012", sub / "VOC2012"]
+        return next((folder for folder in candidates if folder.is_dir() and _looks_like_voc(folder)), None)
+
+    def fetch(self, root: pathlib.Path) -> None:
+        import torchvision
+
+        try:
+            torchvision.datasets.VOCDetection(str(root), year=YEAR, image_set="train", download=True)
+        except Exception as exc:  # noqa: BLE001 - network, checksum or disk: the same advice
+            raise root_error(
+                root,
+                f"downloading VOC2012 failed ({type(exc).__name__}: {exc}); without internet, download "
+                f"{TAR_NAME} from {VOC_URL} on a connected machine and extract it into {root} (giving "
+                f"{root}/VOCdevkit/VOC2012/)",
+            ) from exc
+
+    def pools(self, folder: pathlib.Path) -> Pools:
+        if not (folder / IMAGES_DIR).is_dir():
+            raise root_error(folder, f"incomplete VOC2012: missing {IMAGES_DIR}/; {self.expected()}")
+        ids = {pool: _read_list(folder, name, self.expected()) for pool, name in LISTS.items()}
+        both = set(ids["train"]) & set(ids["test"])
+        if both:
+            raise root_error(
+                folder, f"{len(both)} image id(s) are in both train.txt and val.txt, e.g. {sorted(both)[0]}"
+            )
+        files = {pool: [f"{IMAGES_DIR}/{i}.jpg" for i in pool_ids] for pool, pool_ids in ids.items()}
+        for pool, rels in files.items():
+            absent = [rel for rel in rels if not (folder / rel).is_file()]
+            if absent:
+                raise root_error(
+                    folder,
+                    f"{len(absent)} of the {len(rels)} images listed in {LISTS_DIR.as_posix()}/"
+                    f"{LISTS[pool]} are missing (first: {absent[0]}); re-extract {TAR_NAME}",
+                )
+        lists = [f"{LISTS_DIR.as_posix()}/{name}" for name in LISTS.values()]
+        return Pools(
+            "vocdevkit",
+            ["natural"],
+            files=files,
+            labels={pool: np.zeros(len(rels), dtype=np.int64) for pool, rels in files.items()},
+            key_files=lists,
+            source={
+                "split_files": [str(folder / rel) for rel in lists],
+                "pools": "train.txt -> train pool; val.txt -> val/test pool (40% validation, 60% test)",
+            },
+        )

@@ -1,17 +1,57 @@
-"""The small estimator contract every method (deep SVDD, shallow baselines, GEO) follows."""
+"""The small contract every method (deep SVDD, shallow baselines, GEO) follows.
+
+A method is a config node in group `method` whose `_target_` is a `Detector` subclass (or a
+classmethod of one), built as `build(cfg.method, context=RunContext(...))`: its own keys come from its node, everything it shares
+with other methods (the model, objective, regularizer, features, optimiser and trainer nodes, the
+seed, the device) from the context. A method reads only the nodes it needs and names the groups
+it cannot run without in `REQUIRES`, which `dsvdd_repro.config.validate` checks before any work.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+import torch
+from omegaconf import DictConfig
 
 from ..data.protocols import SplitData
+
+
+@dataclass
+class RunContext:
+    """What a method may read besides its own node."""
+
+    cfg: DictConfig  # the composed config (nodes of groups the run does not have are None)
+    image_size: int
+    device: torch.device
+    cache_root: Path  # where cached features go
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg.seed)
+
+    @property
+    def trainer(self) -> DictConfig:
+        return self.cfg.trainer
+
+    @property
+    def progress(self) -> bool:
+        return bool(self.cfg.trainer.progress)
+
+    def node(self, group: str) -> DictConfig | None:
+        return self.cfg.get(group)
 
 
 class Detector(ABC):
     """fit(train, val) learns from the training split (validation only for model selection);
     score(split) returns one float per sample, higher = more anomalous."""
+
+    # groups of the composed config the method cannot run without (checked before any work)
+    REQUIRES: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def fit(self, train: SplitData, val: SplitData) -> dict:

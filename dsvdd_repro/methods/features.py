@@ -26,6 +26,7 @@ so stale features are never served. Hashing a CIFAR-10 split costs well under a 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import hashlib
 import json
 import logging
@@ -34,10 +35,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from ..data.cache import cached_arrays
 from ..data.protocols import SplitData
+from ..schema import ConfigError, build, config_node, in_range
+from .base import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -227,24 +231,14 @@ class PCAFeatures(FeatureExtractor):
 class CNNFeatures(FeatureExtractor):
     name = "cnn"
 
-    def __init__(
-        self,
-        model_name: str,
-        pooling: str,
-        weights: str,
-        image_size: int,
-        seed: int,
-        device: torch.device,
-        batch_size: int = 500,
-        progress: bool = True,
-    ):
-        from ..models.resnet import build_model
-
-        # Fork the RNG so a random initialisation depends on `seed` only, not on what ran before.
+    def __init__(self, model: DictConfig, image_size: int, seed: int, device: torch.device, batch_size: int = 500,
+                 progress: bool = True):
+        # The network intact (bias terms kept whatever model.bias says), in eval mode. Fork the RNG
+        # so a random initialisation depends on `seed` only, not on what ran before.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = build_model(model_name, pooling, True, weights).to(device).eval()
-        self.model_name, self.pooling, self.weights, self.image_size = model_name, pooling, weights, image_size
+            self.net = build(model, bias=True).to(device).eval()
+        self.model_name, self.pooling, self.weights, self.image_size = model.name, model.pooling, model.weights, image_size
         self.seed, self.device, self.batch_size, self.progress = seed, device, batch_size, progress
 
     def params(self) -> dict:
@@ -331,3 +325,52 @@ class FeatureCache:
         if is_train and "fit_info" in arrays and self.fit_info is None:
             self.fit_info = json.loads(np.asarray(arrays["fit_info"]).tobytes().decode())
         return np.asarray(arrays["features"])
+
+
+# -- the `features` nodes -------------------------------------------------------------------------
+
+
+@config_node("features", "pca")
+@dataclass
+class PCAFeaturesConfig:
+    """Raw pixels (Deep SVDD's protocol): l1 global contrast normalisation per image, [0, 1]
+    min-max with the training set's range, then PCA fitted on the training set keeping the fewest
+    components that explain more than `variance`. Cached on disk (`cache`)."""
+
+    _target_: str = "dsvdd_repro.methods.features.pca_features"
+    name: str = "pca"
+    variance: float = 0.95
+    gcn: bool = True
+    cache: bool = True
+
+    def __post_init__(self) -> None:
+        in_range("variance", self.variance, 0.0, 1.0, low_open=True)
+
+
+@config_node("features", "cnn")
+@dataclass
+class CNNFeaturesConfig:
+    """ResNet-18 features of the `model` node (its weights and pooling; intact, eval mode) after the
+    global pooling layer (model.pooling=max: 512) or the flattened last feature map (none)."""
+
+    _target_: str = "dsvdd_repro.methods.features.cnn_features"
+    name: str = "cnn"
+    cache: bool = True
+
+
+def _cached(extractor: FeatureExtractor, context: RunContext, cache: bool) -> FeatureCache:
+    return FeatureCache(extractor, context.cache_root / "features", enabled=cache)
+
+
+def pca_features(context: RunContext, variance: float = 0.95, gcn: bool = True, cache: bool = True) -> FeatureCache:
+    return _cached(PCAFeatures(variance, gcn, progress=context.progress), context, cache)
+
+
+def cnn_features(context: RunContext, cache: bool = True) -> FeatureCache:
+    """Loads the weights: fails here, before any work, if they cannot be had."""
+    model = context.node("model")
+    if model is None:
+        raise ConfigError("model", None, "features=cnn reads the model node (weights, pooling)")
+    extractor = CNNFeatures(model, context.image_size, context.seed, context.device,
+                            int(context.trainer.eval_batch_size), context.progress)
+    return _cached(extractor, context, cache)

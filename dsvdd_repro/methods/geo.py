@@ -8,15 +8,16 @@ As in their reference implementation, and as the paper configures it (Section V-
   image (scipy/Keras `reflect`, the edge pixel repeated: d c b a | a b c d), as Golan's Keras code.
   Each transformation is a fixed pixel-index map, so a batch is transformed by one `gather`.
 - A ResNet-18 (`model.weights`, `model.pooling`, `model.bias`) with a linear 72-way head, trained
-  with cross-entropy to recognise the transformation: Adam, lr `method.geo_lr` (1e-4), weight decay
-  `method.geo_weight_decay` (5e-4, Adam's L2 term), batch `method.geo_batch_size` (35) for
-  `method.geo_epochs` = ceil(200 / 72) = 3 epochs. An epoch is the dataset of all 72 transforms of
-  every training image, shuffled (Golan's n_train x 72 samples); `method.geo_max_samples_per_epoch`
+  with cross-entropy to recognise the transformation: Adam, lr `optim.lr` (1e-4), weight decay
+  `optim.weight_decay` (5e-4, Adam's L2 term), batch `trainer.batch_size` (35) for
+  `trainer.epochs` = ceil(200 / 72) = 3 epochs (GEO's values of these shared keys are set by
+  conf/method_settings/geo.yaml). An epoch is the dataset of all 72 transforms of
+  every training image, shuffled (Golan's n_train x 72 samples); `method.max_samples_per_epoch`
   draws a seeded random subset of it per epoch instead (for CPU runs and tests; null = all).
   Golan used a Wide ResNet; the paper swaps in ResNet-18 (with Keras); we use PyTorch.
 - Normality score: for every transformation T_i, a Dirichlet with parameters alpha_i is fitted by
   maximum likelihood to the softmax vectors y(T_i(x)) of the training set (all of it, or a seeded
-  subsample of `method.geo_fit_max_samples` images: the fit needs only the mean of y and of log y
+  subsample of `method.fit_max_samples` images: the fit needs only the mean of y and of log y
   per transformation, and scoring 72 transforms of every training image is a CPU run's main cost;
   Minka's fixed point iteration from Golan's initial guess), and score(x) = sum_i sum_j (alpha_ij - 1) log y_j(T_i(x)).
   That is the sum of the Dirichlet log-densities up to a constant (the normalisers log B(alpha_i)
@@ -33,6 +34,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -43,7 +45,8 @@ from tqdm.auto import tqdm
 
 from ..data.protocols import SplitData
 from ..evaluation import auroc
-from .base import Detector
+from ..schema import at_least, build, config_node
+from .base import Detector, RunContext
 from .features import selection_rows, subset, unlabeled_train
 
 log = logging.getLogger(__name__)
@@ -162,28 +165,46 @@ class TransformClassifier(nn.Module):
         return self.head(self.backbone(images))
 
 
+@config_node("method", "geo")
 @dataclass
-class GeoSettings:
-    epochs: int = PAPER_EPOCHS
-    batch_size: int = 35
-    lr: float = 1e-4
-    weight_decay: float = 5e-4
-    max_samples_per_epoch: int | None = None
-    fit_max_samples: int | None = None
-    eval_batch_size: int = 500
-    val_max_samples: int | None = 2000
-    seed: int = 0
-    progress: bool = True
+class GEOConfig:
+    """GEO w/ Dirichlet on the `model` node, trained with the `optim` and `trainer` nodes."""
+
+    _target_: str = "dsvdd_repro.methods.geo.GEO"
+    name: str = "geo"
+    # validation rows scored once after training (each costs 72 forward passes); null = all
+    val_max_samples: Optional[int] = 2000
+    # a seeded random subset of the n_train x 72 (image, transform) pairs per epoch; null = all
+    max_samples_per_epoch: Optional[int] = None
+    # the Dirichlets are fitted on a seeded subsample of at most this many training images; null = all
+    fit_max_samples: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        for key in ("val_max_samples", "max_samples_per_epoch", "fit_max_samples"):
+            at_least(key, getattr(self, key), 2, nullable=True)
 
 
 class GEO(Detector):
-    def __init__(self, model: TransformClassifier, image_size: int, settings: GeoSettings, device: torch.device):
+    REQUIRES = ("model", "optim")
+
+    def __init__(self, context: RunContext, val_max_samples: int | None = 2000,
+                 max_samples_per_epoch: int | None = None, fit_max_samples: int | None = None):
+        cfg, device = context.cfg, context.device
+        # the initialisation (head; backbone too with weights=none) depends on the seed only
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(context.seed)
+            net = build(cfg.model)
+            model = TransformClassifier(net, net.feature_dim(context.image_size))
         self.model = model.to(device)
-        self.settings = settings
         self.device = device
-        self.image_size = image_size
-        self.maps = index_maps(image_size).to(device)
+        self.image_size = context.image_size
+        self.maps = index_maps(context.image_size).to(device)
         self.alpha: torch.Tensor | None = None  # [72 transforms, 72 classes]
+        self.epochs, self.batch_size = int(cfg.trainer.epochs), int(cfg.trainer.batch_size)
+        self.eval_batch_size, self.progress = int(cfg.trainer.eval_batch_size), context.progress
+        self.lr, self.weight_decay, self.seed = float(cfg.optim.lr), float(cfg.optim.weight_decay), context.seed
+        self.val_max_samples, self.max_samples_per_epoch = val_max_samples, max_samples_per_epoch
+        self.fit_max_samples = fit_max_samples
 
     def describe(self) -> dict:
         return {
@@ -198,11 +219,11 @@ class GEO(Detector):
     def _log_probs(self, split: SplitData, desc: str):
         """Yield (rows, clipped log-softmax [B, 72 transforms, 72 classes]) over image batches."""
         self.model.eval()
-        per_batch = max(1, self.settings.eval_batch_size // N_TRANSFORMS)
+        per_batch = max(1, self.eval_batch_size // N_TRANSFORMS)
         which = torch.arange(N_TRANSFORMS, device=self.device)
         total = -(-len(split) // per_batch)
         batches = split.iter_batches(per_batch)
-        for rows, images in tqdm(batches, total=total, desc=desc, disable=not self.settings.progress, leave=False):
+        for rows, images in tqdm(batches, total=total, desc=desc, disable=not self.progress, leave=False):
             images = images.to(self.device, non_blocking=True)
             b = len(images)
             x = apply_transforms(images.repeat_interleave(N_TRANSFORMS, 0), which.repeat(b), self.maps)
@@ -240,19 +261,18 @@ class GEO(Detector):
 
     # -- training ---------------------------------------------------------------------------------
     def _train_epoch(self, train: SplitData, optimizer, rng: np.random.Generator, epoch: int) -> dict:
-        s = self.settings
         self.model.train()
         total = len(train) * N_TRANSFORMS
-        if s.max_samples_per_epoch is not None and s.max_samples_per_epoch < total:
-            pairs = rng.choice(total, size=s.max_samples_per_epoch, replace=False)
+        if self.max_samples_per_epoch is not None and self.max_samples_per_epoch < total:
+            pairs = rng.choice(total, size=self.max_samples_per_epoch, replace=False)
         else:
             pairs = rng.permutation(total)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
-        starts = range(0, len(pairs), s.batch_size)
-        for start in tqdm(starts, desc=f"epoch {epoch}", disable=not s.progress, leave=False):
-            chunk = pairs[start : start + s.batch_size]
+        starts = range(0, len(pairs), self.batch_size)
+        for start in tqdm(starts, desc=f"epoch {epoch}", disable=not self.progress, leave=False):
+            chunk = pairs[start : start + self.batch_size]
             if len(chunk) < 2:  # batch norm needs two samples
                 continue
             which = torch.from_numpy(chunk % N_TRANSFORMS).to(self.device)
@@ -269,28 +289,27 @@ class GEO(Detector):
         return {"loss": float(loss_sum) / max(seen, 1), "train_acc": int(correct) / max(seen, 1), "n_samples": seen}
 
     def fit(self, train: SplitData, val: SplitData) -> dict:
-        s = self.settings
         start = time.perf_counter()
         train = unlabeled_train(train)
-        torch.manual_seed(s.seed)
-        rng = np.random.default_rng([s.seed, _ORDER_STREAM])
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng([self.seed, _ORDER_STREAM])
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         history = []
-        for epoch in tqdm(range(1, s.epochs + 1), desc="epochs", disable=not s.progress):
+        for epoch in tqdm(range(1, self.epochs + 1), desc="epochs", disable=not self.progress):
             tic = time.perf_counter()
             entry = {"epoch": epoch, **self._train_epoch(train, optimizer, rng, epoch), "val_auc": None}
             entry["seconds"] = time.perf_counter() - tic
             history.append(entry)
             log.info("epoch %d/%d: loss %.4f, transformation accuracy %.4f on %d samples (%.1fs)",
-                     epoch, s.epochs, entry["loss"], entry["train_acc"], entry["n_samples"], entry["seconds"])
+                     epoch, self.epochs, entry["loss"], entry["train_acc"], entry["n_samples"], entry["seconds"])
         tic = time.perf_counter()
         fit_rows = np.arange(len(train))
-        if s.fit_max_samples is not None and s.fit_max_samples < len(train):
-            fit_rng = np.random.default_rng([s.seed, _FIT_STREAM])
-            fit_rows = np.sort(fit_rng.choice(len(train), s.fit_max_samples, replace=False))
+        if self.fit_max_samples is not None and self.fit_max_samples < len(train):
+            fit_rng = np.random.default_rng([self.seed, _FIT_STREAM])
+            fit_rows = np.sort(fit_rng.choice(len(train), self.fit_max_samples, replace=False))
         dirichlet = self._fit_dirichlets(subset(train, fit_rows))
         dirichlet.update(seconds=time.perf_counter() - tic, n_images=len(fit_rows))
-        rows = selection_rows(val.labels, s.val_max_samples, s.seed)
+        rows = selection_rows(val.labels, self.val_max_samples, self.seed)
         val_subset = subset(val, rows)
         val_auc = auroc(val_subset.labels, -self._normality(val_subset, "validate (x72)"))
         history[-1]["val_auc"] = val_auc
@@ -298,7 +317,7 @@ class GEO(Detector):
                  len(fit_rows), len(train), val_auc, len(rows))
         return {
             "history": history,
-            "best_epoch": s.epochs,
+            "best_epoch": self.epochs,
             "val_auc": val_auc,
             "collapsed": None,
             "dirichlet": dirichlet,

@@ -2,9 +2,9 @@
 
 The paper "selected the same set of hyperparameters as mentioned in [12], [13], [41]" without
 listing them. Ours, fixed before looking at any test score:
-- OC-SVM (Schölkopf et al.), scikit-learn `OneClassSVM(kernel="rbf")`. nu in `method.ocsvm_nus`
+- OC-SVM (Schölkopf et al.), scikit-learn `OneClassSVM(kernel="rbf")`. nu in `method.nus`
   ({0.01, 0.05, 0.1, 0.2, 0.5}; Ruff et al. used {0.01, 0.1}) and gamma = 2^k * gamma_scale for k
-  in `method.ocsvm_gamma_exponents` ({-8, -6, ..., 6}), where gamma_scale = 1 / (d * Var(X_train))
+  in `method.gamma_exponents` ({-8, -6, ..., 6}), where gamma_scale = 1 / (d * Var(X_train))
   is scikit-learn's `gamma="scale"`. Relative to the data's scale rather than Ruff et al.'s absolute
   {2^-10, ..., 2^-1}, so that one grid fits PCA and CNN features alike; on Ruff et al.'s PCA
   features of CIFAR-10 their grid spans about 2^-8.4 ... 2^0.6 x gamma_scale, inside ours.
@@ -12,13 +12,13 @@ listing them. Ours, fixed before looking at any test score:
   validation subsample is kept (ties: the first in grid order). Ruff et al. selected on 10% of the
   test set; we never look at test data.
 - Training set cap: kernel SVMs scale quadratically, so OC-SVM trains on a seeded subsample of at
-  most `method.ocsvm_max_train` (10,000) training rows (the alteration setup's 40,000 CIFAR-10 images
+  most `method.max_train` (10,000) training rows (the alteration setup's 40,000 CIFAR-10 images
   exceed it; one-vs-all's 4,000 do not). The summary records how many rows were used.
 - Validation subsample: selection scores a seeded subset of at most `method.val_max_samples` (2,000)
   validation rows, at most half of them per label (`features.selection_rows`), because one-vs-all
   validation sets have 46,000 CIFAR-10 images and OC-SVM scoring is kernel evaluations.
-- Isolation Forest (Liu et al.), scikit-learn `IsolationForest`: `method.iforest_trees` (100) trees,
-  `method.iforest_max_samples` (256) samples per tree (capped at the training size), all features,
+- Isolation Forest (Liu et al.), scikit-learn `IsolationForest`: `method.trees` (100) trees,
+  `method.max_samples` (256) samples per tree (capped at the training size), all features,
   seeded with `seed`; nothing to select. Its val AUC is reported for information.
 - Scores: OC-SVM -decision_function, IF -score_samples, so higher = more anomalous.
 """
@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import List, Optional
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
@@ -36,25 +38,14 @@ from tqdm.auto import tqdm
 
 from ..data.protocols import SplitData
 from ..evaluation import auroc
-from .base import Detector
+from ..schema import ConfigError, at_least, build, config_node, in_range
+from .base import Detector, RunContext
 from .features import FeatureCache, selection_rows, subset, unlabeled_train
 
 log = logging.getLogger(__name__)
 
 # seed stream of the OC-SVM training subsample
 _TRAIN_CAP_STREAM = 12
-
-
-@dataclass
-class ShallowSettings:
-    val_max_samples: int | None = 2000
-    ocsvm_nus: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.5)
-    ocsvm_gamma_exponents: tuple[int, ...] = (-8, -6, -4, -2, 0, 2, 4, 6)
-    ocsvm_max_train: int | None = 10000
-    iforest_trees: int = 100
-    iforest_max_samples: int = 256
-    seed: int = 0
-    progress: bool = True
 
 
 def gamma_scale(x: np.ndarray) -> float:
@@ -67,22 +58,29 @@ class ShallowDetector(Detector):
     """A shallow detector on cached features; subclasses implement `_fit` and `_score`."""
 
     algorithm = "shallow"
+    REQUIRES = ("features",)
 
-    def __init__(self, features: FeatureCache, settings: ShallowSettings):
+    def __init__(self, features: FeatureCache | None, *, val_max_samples: int | None = 2000, seed: int = 0,
+                 progress: bool = True):
         self.features = features
-        self.settings = settings
+        self.val_max_samples, self.seed, self.progress = val_max_samples, seed, progress
         self.model = None
+
+    @classmethod
+    def from_context(cls, context: RunContext, **keys) -> ShallowDetector:
+        """The `method` node's target: the detector on the run's `features` node."""
+        features = build(context.cfg.features, context=context)  # CNN: loads the weights, or fails, here
+        return cls(features, seed=context.seed, progress=context.progress, **keys)
 
     def describe(self) -> dict:
         return {"algorithm": self.algorithm, **self.features.extractor.describe()}
 
     def fit(self, train: SplitData, val: SplitData) -> dict:
-        s = self.settings
         start = time.perf_counter()
         train = unlabeled_train(train)
         self.features.set_train(train)
         x_train = self.features.features(train, is_train=True)
-        rows = selection_rows(val.labels, s.val_max_samples, s.seed)
+        rows = selection_rows(val.labels, self.val_max_samples, self.seed)
         val_subset = subset(val, rows)
         x_val = self.features.features(val_subset)
         feature_seconds = time.perf_counter() - start
@@ -118,19 +116,74 @@ class ShallowDetector(Detector):
         raise NotImplementedError
 
 
+@dataclass
+class ShallowConfig:
+    # Seeded validation subsample (at most half per label) for OC-SVM's selection and the
+    # baselines' val AUC; null = the whole split.
+    val_max_samples: Optional[int] = 2000
+
+    def check_val_max_samples(self) -> None:
+        at_least("val_max_samples", self.val_max_samples, 2, nullable=True)
+
+
+@config_node("method", "ocsvm")
+@dataclass
+class OCSVMConfig(ShallowConfig):
+    """OC-SVM, RBF kernel, on the `features` node: nu x gamma = 2^k * gamma_scale (scikit-learn's
+    "scale") chosen by validation AUC; fitted on (at most max_train) training rows only."""
+
+    _target_: str = "dsvdd_repro.methods.shallow.OCSVMDetector.from_context"
+    name: str = "ocsvm"
+    nus: List[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.5])
+    gamma_exponents: List[int] = field(default_factory=lambda: [-8, -6, -4, -2, 0, 2, 4, 6])
+    # kernel SVMs scale quadratically: train on a seeded subsample of at most this many rows
+    max_train: Optional[int] = 10000
+
+    def __post_init__(self) -> None:
+        self.check_val_max_samples()
+        for key in ("nus", "gamma_exponents"):
+            if not getattr(self, key):
+                raise ConfigError(key, list(getattr(self, key)), "must be a non-empty list")
+        for nu in self.nus:
+            in_range("nus", nu, 0.0, 1.0, low_open=True)
+        at_least("max_train", self.max_train, 2, nullable=True)
+
+
+@config_node("method", "iforest")
+@dataclass
+class IForestConfig(ShallowConfig):
+    """Isolation Forest on the `features` node: `trees` trees of `max_samples` samples (Liu et
+    al.), seeded with `seed`; nothing is selected."""
+
+    _target_: str = "dsvdd_repro.methods.shallow.IForestDetector.from_context"
+    name: str = "iforest"
+    trees: int = 100
+    max_samples: int = 256
+
+    def __post_init__(self) -> None:
+        self.check_val_max_samples()
+        at_least("trees", self.trees, 1)
+        at_least("max_samples", self.max_samples, 2)
+
+
 class OCSVMDetector(ShallowDetector):
     algorithm = "ocsvm"
 
+    def __init__(self, features: FeatureCache | None, *, nus: Sequence[float] = (0.01, 0.05, 0.1, 0.2, 0.5),
+                 gamma_exponents: Sequence[int] = (-8, -6, -4, -2, 0, 2, 4, 6), max_train: int | None = 10000,
+                 **common):
+        super().__init__(features, **common)
+        self.nus, self.gamma_exponents, self.max_train = tuple(nus), tuple(gamma_exponents), max_train
+
     def _fit(self, x_train, x_val, y_val) -> dict:
-        s = self.settings
         n_total = len(x_train)
-        if s.ocsvm_max_train is not None and n_total > s.ocsvm_max_train:
-            rng = np.random.default_rng([s.seed, _TRAIN_CAP_STREAM])
-            x_train = x_train[np.sort(rng.choice(n_total, s.ocsvm_max_train, replace=False))]
+        if self.max_train is not None and n_total > self.max_train:
+            rng = np.random.default_rng([self.seed, _TRAIN_CAP_STREAM])
+            x_train = x_train[np.sort(rng.choice(n_total, self.max_train, replace=False))]
         scale = gamma_scale(x_train)
-        grid = [(nu, k) for nu in s.ocsvm_nus for k in s.ocsvm_gamma_exponents]
+        grid = [(nu, k) for nu in self.nus for k in self.gamma_exponents]
         table, best = [], None
-        for nu, k in tqdm(grid, desc="OC-SVM grid", disable=not s.progress, leave=False):
+        for nu, k in tqdm(grid, desc="OC-SVM grid", disable=not self.progress, leave=False):
             tic = time.perf_counter()
             gamma = scale * 2.0**k
             model = OneClassSVM(kernel="rbf", nu=nu, gamma=gamma, cache_size=500).fit(x_train)
@@ -163,21 +216,22 @@ class OCSVMDetector(ShallowDetector):
 class IForestDetector(ShallowDetector):
     algorithm = "iforest"
 
+    def __init__(self, features: FeatureCache | None, *, trees: int = 100, max_samples: int = 256, **common):
+        super().__init__(features, **common)
+        self.trees, self.max_samples = trees, max_samples
+
     def _fit(self, x_train, x_val, y_val) -> dict:
-        s = self.settings
-        max_samples = min(s.iforest_max_samples, len(x_train))
+        max_samples = min(self.max_samples, len(x_train))
         self.model = IsolationForest(
-            n_estimators=s.iforest_trees, max_samples=max_samples, random_state=s.seed, n_jobs=1
+            n_estimators=self.trees, max_samples=max_samples, random_state=self.seed, n_jobs=1
         ).fit(x_train)
         val_auc = auroc(y_val, self._score(x_val))
-        log.info("Isolation Forest: %d trees x %d samples, val AUC %.4f", s.iforest_trees, max_samples, val_auc)
+        log.info("Isolation Forest: %d trees x %d samples, val AUC %.4f", self.trees, max_samples, val_auc)
         return {
             "val_auc": val_auc,
-            "selection": {"n_estimators": s.iforest_trees, "max_samples": max_samples, "random_state": s.seed},
+            "selection": {"n_estimators": self.trees, "max_samples": max_samples, "random_state": self.seed},
         }
 
     def _score(self, x):
         return -self.model.score_samples(x)
 
-
-DETECTORS = {"ocsvm": OCSVMDetector, "iforest": IForestDetector}

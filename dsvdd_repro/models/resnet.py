@@ -17,21 +17,42 @@ Choices the paper leaves open, and ours:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torchvision.models import resnet18
 
+from ..schema import config_node, one_of
 from .weights import load_backbone_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+POOLINGS = ("max", "none")
+
+
+@config_node("model", "resnet18")
+@dataclass
+class ResNet18Config:
+    """torchvision's ResNet-18 without its fc layer. bias=false: the standard deep SVDD constraints
+    (every batch-norm shift zeroed and frozen). pooling: global max pooling of the last feature map
+    (max) or its flattened map (none). weights: imagenet | none | <path to a state-dict file>, or
+    auto (ImageNet when the file is on this machine, else none)."""
+
+    _target_: str = "dsvdd_repro.models.resnet.ResNet18Features"
+    name: str = "resnet18"
+    bias: bool = True
+    pooling: str = "max"
+    # the profile's request (profile.weights: imagenet | none | auto | <path>) unless set here
+    weights: str = "${resolve_weights:${profile.weights}}"
+
+    def __post_init__(self) -> None:
+        one_of("pooling", self.pooling, POOLINGS)
 
 
 class ResNet18Features(nn.Module):
     def __init__(self, pooling: str = "max", bias: bool = True, weights: str = "none"):
         super().__init__()
-        if pooling not in ("max", "none"):
-            raise ValueError(f"model.pooling={pooling!r}; allowed: max, none")
         net = resnet18(weights=None)
         self.weights_info = load_backbone_weights(net, weights)
         self.body = nn.Sequential(
@@ -69,9 +90,3 @@ def remove_bias_terms(module: nn.Module) -> list[str]:
             bias.requires_grad_(False)
             removed.append(f"{name}.bias")
     return removed
-
-
-def build_model(name: str, pooling: str, bias: bool, weights: str) -> ResNet18Features:
-    if name != "resnet18":
-        raise ValueError(f"model={name!r}; allowed: resnet18")
-    return ResNet18Features(pooling=pooling, bias=bias, weights=weights)

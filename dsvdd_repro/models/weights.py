@@ -38,6 +38,16 @@ def imagenet_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
+def resolve_weights(spec: str) -> str:
+    """`auto` -> `imagenet` when torchvision's ImageNet file is already on this machine, else `none`;
+    any other spec unchanged. A cheap check (no download), so that run folders and identities say
+    what a run really uses; `reproduce` tries the download once before it launches a sweep.
+    The resolver `${resolve_weights:...}` of the model nodes."""
+    if spec != "auto":
+        return spec
+    return "imagenet" if imagenet_weights_path().is_file() else "none"
+
+
 def load_imagenet_state() -> tuple[dict, dict]:
     weights = ResNet18_Weights.IMAGENET1K_V1
     path = imagenet_weights_path()

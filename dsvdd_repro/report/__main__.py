@@ -1,8 +1,10 @@
 """Write the report of one profile: `python -m dsvdd_repro.report runs/<profile> --out results/<profile>`.
 
-Outputs: runs.csv (every run, finished or failed), table{I..VI}.{md,csv,tex} (ours mean +- std (n)
-beside the paper's value, difference, cells beyond the paper's spread marked), fig1.png, fig2.png,
-and REPORT.md (what was reproduced per table, with which data and weights, what is missing and why).
+Outputs: runs.csv (every run, finished or failed, full precision), table{I..VI}.{md,csv,tex} (ours
+mean +- std (n) beside the paper's value, difference, cells beyond the paper's spread marked; the CSV's
+AUCs rounded as the Markdown prints them), fig1.png, fig2.png, and REPORT.md (what was reproduced per
+table, with which data and weights, what is missing and why). Reads only the run folders and the
+package's published tables, so it runs from any folder.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .collect import DEEP_VARIANTS, collect_runs, collect_unstarted
-from .figures import draw_figure1, draw_figure2
+from .collect import collect_runs, collect_unstarted
+from .figures import draw_figure1, draw_figure2, figure1_data, figure2_data
 from .published import TABLES, load_published
-from .tables import pivot, table_cells, to_latex, to_markdown
+from .tables import pivot, rounded, table_cells, to_latex, to_markdown
 
 
 def _values(column: pd.Series) -> str:
@@ -34,13 +36,14 @@ def _data_lines(runs: pd.DataFrame) -> list[str]:
     done = runs[runs["status"] == "done"]
     lines = []
     for dataset, group in done.groupby("dataset"):
-        deep = group[group["variant"].isin(DEEP_VARIANTS)]
+        deep = group[group["objective"] != ""]  # collect leaves the baselines' objective empty
         styles = f", styles {_values(group['styles_used'])}" if group["styles_used"].notna().any() else ""
         lines.append(
             f"- {dataset} ({_values(group['data_layout'])}{styles}): {len(group)} finished runs; image size "
             f"{_values(group['image_size'])} px; splits train {_values(group['n_train'])} / val "
-            f"{_values(group['n_val'])} / test {_values(group['n_test'])}; deep SVDD epochs {_values(deep['epochs'])}; "
-            f"seeds {_values(group['seed'])}; weights used: {_values(group['weights_used'])}"
+            f"{_values(group['n_val'])} / test {_values(group['n_test'])}; "
+            f"deep SVDD epochs {_values(deep['epochs'])}; seeds {_values(group['seed'])}; "
+            f"weights used: {_values(group['weights_used'])}"
         )
     return lines or ["- no finished runs"]
 
@@ -57,25 +60,29 @@ def _difference_lines(runs: pd.DataFrame) -> list[str]:
     with_network = done[done["weights_used"].notna()]  # PCA baselines have no network
     not_imagenet = with_network[with_network["weights_used"] != "imagenet"]
     if len(not_imagenet):
-        lines.append(f"- weights: {len(not_imagenet)} of the {len(with_network)} runs with a network did not start "
-                     f"from ImageNet-pretrained weights (used: {_values(not_imagenet['weights_used'])}); the "
-                     "paper's deep models and CNN features all do")
+        used = _values(not_imagenet["weights_used"])
+        lines.append(f"- weights: {len(not_imagenet)} of the {len(with_network)} runs with a network did not "
+                     f"start from ImageNet-pretrained weights (used: {used}); "
+                     "the paper's deep models and CNN features all do")
     for dataset, group in done.groupby("dataset"):
         paper_size = PAPER_IMAGE_SIZE.get(dataset)
         if paper_size and (group["image_size"] != paper_size).any():
-            lines.append(f"- {dataset}: images at {_values(group['image_size'])} px (paper: {paper_size} px); "
-                         "strokes keep their thickness in pixels, so they are relatively thicker")
+            lines.append(f"- {dataset}: images at {_values(group['image_size'])} px "
+                         f"(paper: {paper_size} px); strokes keep their thickness in pixels, so they are "
+                         "relatively thicker")
         styles = group["styles_used"].dropna()
         if dataset == "wikiart" and len(styles) and styles.str.count(r"\+").max() + 1 < PAPER_WIKIART_STYLES:
             lines.append(f"- wikiart: styles {_values(styles)} of the paper's {PAPER_WIKIART_STYLES}")
     unpooled = done[(done["pooling"] == "none") & (done["image_size"] < 64)]
     if len(unpooled):  # ResNet-18 downsamples by 32: below 64 px its last feature map is one pixel
-        lines.append(f"- pooling: at {_values(unpooled['image_size'])} px ResNet-18's last feature map is 1x1, so "
-                     "model.pooling=none gives the same features as the pooling layer and Figure 2's bars coincide")
+        lines.append(f"- pooling: at {_values(unpooled['image_size'])} px ResNet-18's last feature map is "
+                     "1x1, so model.pooling=none gives the same features as the pooling layer and Figure 2's "
+                     "bars coincide")
     if done["profile"].ne("paper").any():
-        lines.append(f"- splits: subsampled by profile {_values(done['profile'])} (train {_values(done['n_train'])}, "
-                     f"val {_values(done['n_val'])}, test {_values(done['n_test'])} images)")
-    deep = done[done["variant"].isin(DEEP_VARIANTS)]
+        lines.append(f"- splits: subsampled by profile {_values(done['profile'])} "
+                     f"(train {_values(done['n_train'])}, val {_values(done['n_val'])}, "
+                     f"test {_values(done['n_test'])} images)")
+    deep = done[done["objective"] != ""]
     if len(deep) and (deep["epochs"] != PAPER_EPOCHS).any():
         lines.append(f"- deep SVDD: {_values(deep['epochs'])} epochs (paper: {PAPER_EPOCHS})")
     if len(done) and done["seed"].nunique() < PAPER_SEEDS:
@@ -99,33 +106,36 @@ def _missing_lines(tables: dict[str, pd.DataFrame], unstarted: pd.DataFrame) -> 
                 why = "its runs failed (see Failed runs)"
             else:
                 why = "no run of these cells in this profile's grid"
-            lines.append(f"- Table {table}, {dataset}: {len(group)} of {len(cells[cells['dataset'] == dataset])} "
-                         f"cells not reproduced: {why}")
+            total = len(cells[cells["dataset"] == dataset])
+            lines.append(f"- Table {table}, {dataset}: {len(group)} of {total} cells not reproduced: {why}")
     return lines or ["- none: every cell has at least one finished run"]
 
 
-def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> dict[str, pd.DataFrame]:
-    out.mkdir(parents=True, exist_ok=True)
-    runs = collect_runs(runs_root)
-    runs.to_csv(out / "runs.csv", index=False)
-    unstarted = collect_unstarted(runs_root)
-    published = load_published()
-    tables = {}
-    summary = ["| table | cells | reproduced | missing | failed | beyond the paper's spread |", "|---|---|---|---|---|---|"]
-    for table in TABLES:
-        cells = table_cells(runs, published, table)
-        tables[table] = cells
-        cells.to_csv(out / f"table{table}.csv", index=False)
-        wide = pivot(cells)
-        (out / f"table{table}.md").write_text(f"# Table {table}: ours (mean ± std, n runs) / paper\n\n" + to_markdown(wide))
-        (out / f"table{table}.tex").write_text(to_latex(wide))
+def _write_table(cells: pd.DataFrame, table: str, out: Path) -> None:
+    """One table as CSV (rounded as printed), Markdown and LaTeX."""
+    rounded(cells).to_csv(out / f"table{table}.csv", index=False)
+    wide = pivot(cells)
+    title = f"# Table {table}: ours (mean ± std, n runs) / paper\n\n"
+    (out / f"table{table}.md").write_text(title + to_markdown(wide))
+    (out / f"table{table}.tex").write_text(to_latex(wide))
+
+
+def _summary_lines(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """REPORT.md's per-table counts of reproduced, missing, failed and beyond-spread cells."""
+    lines = ["| table | cells | reproduced | missing | failed | beyond the paper's spread |",
+             "|---|---|---|---|---|---|"]
+    for table, cells in tables.items():
         counts = cells["status"].value_counts()
-        summary.append(
+        lines.append(
             f"| {table} | {len(cells)} | {counts.get('ok', 0)} | {counts.get('missing', 0)} | "
             f"{counts.get('failed', 0)} | {int(cells['beyond_spread'].sum())} |"
         )
-    draw_figure1(runs).savefig(out / "fig1.png", dpi=120)
-    draw_figure2(runs).savefig(out / "fig2.png", dpi=120)
+    return lines
+
+
+def _report_lines(runs_root: Path, runs: pd.DataFrame, tables: dict[str, pd.DataFrame],
+                  unstarted: pd.DataFrame, produced_by: str | None) -> list[str]:
+    """REPORT.md, line by line."""
     failed = runs[runs["status"] == "failed"]
     report = [
         f"# Reproduction report: {runs_root}",
@@ -137,7 +147,7 @@ def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> 
         "",
         "## Per table",
         "",
-        *summary,
+        *_summary_lines(tables),
         "",
         "## Data and weights actually used",
         "",
@@ -157,7 +167,22 @@ def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> 
     if len(failed):
         report += ["", "## Failed runs", ""]
         report += [f"- {row.run_dir}: {row.error}" for row in failed.itertuples()]
-    (out / "REPORT.md").write_text("\n".join(report) + "\n")
+    return report
+
+
+def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> dict[str, pd.DataFrame]:
+    """Every output of the report (module docstring) into `out`; returns the tables' cells."""
+    out.mkdir(parents=True, exist_ok=True)
+    published = load_published()
+    runs = collect_runs(runs_root, published)
+    runs.to_csv(out / "runs.csv", index=False)
+    tables = {table: table_cells(runs, published, table) for table in TABLES}
+    for table, cells in tables.items():
+        _write_table(cells, table, out)
+    draw_figure1(figure1_data(runs, published)).savefig(out / "fig1.png", dpi=120)
+    draw_figure2(figure2_data(runs, published)).savefig(out / "fig2.png", dpi=120)
+    lines = _report_lines(runs_root, runs, tables, collect_unstarted(runs_root), produced_by)
+    (out / "REPORT.md").write_text("\n".join(lines) + "\n")
     return tables
 
 
@@ -165,11 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Tables I-VI and Figures 1-2 from run folders.")
     parser.add_argument("runs", type=Path, help="folder holding the run folders, e.g. runs/quick")
     parser.add_argument("--out", type=Path, required=True, help="where to write, e.g. results/quick")
-    parser.add_argument("--produced-by", help="how the runs were made (command, wall time, machine), for REPORT.md")
+    parser.add_argument("--produced-by",
+                        help="how the runs were made (command, wall time, machine), for REPORT.md")
     args = parser.parse_args(argv)
     tables = write_report(args.runs, args.out, args.produced_by)
     reproduced = sum(int((cells["status"] == "ok").sum()) for cells in tables.values())
-    print(f"wrote {args.out}: {reproduced} of {sum(len(c) for c in tables.values())} published cells reproduced")
+    total = sum(len(cells) for cells in tables.values())
+    print(f"wrote {args.out}: {reproduced} of {total} published cells reproduced")
     return 0
 
 

@@ -4,7 +4,12 @@ Every `metrics.json` below a root becomes a row, finished or failed, so that the
 which cells are missing or failed instead of silently dropping them. The columns named in
 `report.published.KEY_COLUMNS` are derived here with the published CSV's conventions:
 anomaly specs as `strokes:5` / `block_perm:8`, empty where a setting has none (one-vs-all; the
-training set of unsupervised runs), objective / lr / weighting empty for the baselines.
+training set of unsupervised runs), objective / lr / weighting empty for the baselines. So in the
+collected table a run is a deep SVDD run exactly when its `objective` is not empty.
+
+Which runs are baselines is read from the published rows (`published.variant_is_deep`: a row
+without an objective), and for a variant the paper does not print, from the run itself (a
+baseline records no objective); no list of method names is kept here.
 """
 
 from __future__ import annotations
@@ -16,27 +21,35 @@ import numpy as np
 import pandas as pd
 
 from ..runs import METRICS_FILE, collect_metrics
+from .published import load_published, variant_is_deep
 
-DEEP_VARIANTS = ("dsvdd", "dsvdd_bias", "dsvdd_bias_noise", "dsvdd_bias_var")
 RUN_COLUMNS = (
     "status", "variant", "method", "dataset", "setup", "semi_supervised", "normal_class",
     "labeled_anomaly_class", "train_anomaly", "val_anomaly", "test_anomaly", "objective", "lr",
     "backbone_lr_factor", "weighting", "regularizer", "k", "bias", "pooling", "weights", "weights_used",
     "features", "image_size", "epochs", "seed", "profile", "test_auc", "val_auc", "best_epoch", "collapsed",
-    "collapse_epoch", "seconds", "n_train", "n_val", "n_test", "data_layout", "styles_used", "error", "run_dir",
+    "collapse_epoch", "seconds", "n_train", "n_val", "n_test", "data_layout", "styles_used", "error",
+    "run_dir",
 )
 
 
 def anomaly_key(spec: dict | None) -> str:
-    """{"name": "strokes", "thickness": 5, ...} -> "strokes:5"; {"name": "block_perm", "n": 8} -> "block_perm:8"."""
+    """{"name": "strokes", "thickness": 5, ...} -> "strokes:5";
+    {"name": "block_perm", "n": 8} -> "block_perm:8"."""
     if not spec:
         return ""
     value = spec.get("n") if spec["name"] == "block_perm" else spec.get("thickness")
     return f"{spec['name']}:{value}"
 
 
-def run_record(metrics: dict) -> dict:
-    """One run's row: its axes, outcome and the published-table key columns."""
+def is_deep(metrics: dict, deep_variants: dict[str, bool]) -> bool:
+    """Whether a run is a deep SVDD run: as its variant's published rows say, else whether it
+    records an objective."""
+    return deep_variants.get(metrics.get("variant"), bool(metrics.get("objective")))
+
+
+def run_record(metrics: dict, deep: bool) -> dict:
+    """One run's row: its axes, outcome and the published-table key columns (`deep`: see `is_deep`)."""
     record = {column: metrics.get(column) for column in RUN_COLUMNS}
     anomaly = metrics.get("anomaly") or {}
     alteration = metrics.get("setup") == "alteration"
@@ -45,7 +58,6 @@ def run_record(metrics: dict) -> dict:
     record["train_anomaly"] = anomaly_key(anomaly.get("train")) if alteration and semi else ""
     record["val_anomaly"] = anomaly_key(anomaly.get("val")) if alteration else ""
     record["test_anomaly"] = anomaly_key(anomaly.get("test")) if alteration else ""
-    deep = metrics.get("variant") in DEEP_VARIANTS
     record["objective"] = metrics.get("objective") if deep else ""
     record["lr"] = float(metrics["lr"]) if deep and metrics.get("lr") is not None else np.nan
     regularized = deep and metrics.get("regularizer") not in (None, "none")
@@ -64,9 +76,11 @@ def run_record(metrics: dict) -> dict:
     return record
 
 
-def collect_runs(root: Path) -> pd.DataFrame:
-    """All runs below `root` (see module docstring); an empty frame with the columns if none."""
-    records = [run_record(metrics) for metrics in collect_metrics(root)]
+def collect_runs(root: Path, published: pd.DataFrame | None = None) -> pd.DataFrame:
+    """All runs below `root` (see module docstring); an empty frame with the columns if none.
+    `published`: the published rows that say which variants are baselines (default: the paper's)."""
+    deep_variants = variant_is_deep(load_published() if published is None else published)
+    records = [run_record(metrics, is_deep(metrics, deep_variants)) for metrics in collect_metrics(root)]
     for record in records:  # relative to the root: runs.csv is committed and read on other machines
         record["run_dir"] = Path(record["run_dir"]).relative_to(root).as_posix()
     frame = pd.DataFrame(records, columns=list(RUN_COLUMNS))

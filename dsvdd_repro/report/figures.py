@@ -1,14 +1,15 @@
-"""Figures 1 and 2 of the paper, drawn from our runs.
+"""Figures 1 and 2 of the paper, drawn from our runs through the tables' cells.
 
-- Figure 1: test AUC of each variant minus the standard D. SVDD's, per learning rate (1e-3, 1e-2,
-  1e-1), soft-boundary objective; top row with the backbone at 0.1 x the head's rate, bottom row
-  with one rate for all layers (`optim.backbone_lr_factor=1`).
-- Figure 2: test AUC with and without ResNet-18's pooling layer for the models A-E (OC-SVM and IF
-  on CNN features, D. SVDD, D. SVDD w/ bias, D. SVDD w/ bias & noise reg.), one-class objective,
-  compared with Table II.
-Both figures have the paper's panels, VOC2012 and WikiArt x block permutation 2x2 and 8x8
-(unsupervised alteration runs; Tables II and V), whatever other runs exist. Cells without finished
-runs are left empty and labelled "no runs", never invented.
+- Figure 1: Table V's cells (soft-boundary; learning rates 1e-3, 1e-2, 1e-1 of the head) as the
+  test AUC of each variant minus the standard D. SVDD's; top row with the backbone at 0.1 x the
+  head's rate (exactly Table V's numbers), bottom row with one rate for all layers
+  (`optim.backbone_lr_factor=1`).
+- Figure 2: Table II's cells (one-class) with and without ResNet-18's pooling layer for the models
+  A-E (OC-SVM and IF on CNN features, D. SVDD, D. SVDD w/ bias, D. SVDD w/ bias & noise reg.).
+Both go through `tables.table_cells`, so k is chosen on validation per cell exactly as in the
+tables (`dsvdd_repro.selection`), and both have the paper's panels, VOC2012 and WikiArt x block
+permutation 2x2 and 8x8 (unsupervised alteration runs), whatever other runs exist. Cells without
+finished runs are left empty and labelled "no runs", never invented.
 """
 
 from __future__ import annotations
@@ -20,56 +21,63 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-LEARNING_RATES = (1e-3, 1e-2, 1e-1)
-FIG1_VARIANTS = {"dsvdd_bias": "w/ bias", "dsvdd_bias_noise": "w/ bias & noise reg.", "dsvdd_bias_var": "w/ bias & σ² reg."}
-FIG2_MODELS = {"ocsvm_cnn": "A", "iforest_cnn": "B", "dsvdd": "C", "dsvdd_bias": "D", "dsvdd_bias_noise": "E"}
+from .tables import PAPER_BACKBONE_LR_FACTOR, table_cells  # noqa: E402
 
+# Where the paper's figures name its rows: the reference and the legend of Figure 1, the letters of
+# Figure 2 (the tables take their row names from the published CSV).
+FIG1_TABLE, FIG1_REFERENCE = "V", "dsvdd"
+FIG1_VARIANTS = {"dsvdd_bias": "w/ bias", "dsvdd_bias_noise": "w/ bias & noise reg.",
+                 "dsvdd_bias_var": "w/ bias & σ² reg."}
+FIG1_SCHEMES = {PAPER_BACKBONE_LR_FACTOR: "backbone lr = 0.1 x head lr", 1.0: "one lr for all layers"}
+FIG2_TABLE = "II"
+FIG2_MODELS = {"ocsvm_cnn": "A", "iforest_cnn": "B", "dsvdd": "C", "dsvdd_bias": "D", "dsvdd_bias_noise": "E"}
+FIG2_POOLING = {"max": "with pooling", "none": "without pooling"}
+FIG1_COLUMNS = ("scheme", "dataset", "test_anomaly", "variant", "lr", "k", "difference")
+FIG2_COLUMNS = ("dataset", "test_anomaly", "model", "variant", "pooling", "k", "auc")
 
 # (dataset, test anomaly) of the paper's panels, in its order
-PANELS = (("voc2012", "block_perm:2"), ("voc2012", "block_perm:8"), ("wikiart", "block_perm:2"), ("wikiart", "block_perm:8"))
+PANELS = (("voc2012", "block_perm:2"), ("voc2012", "block_perm:8"),
+          ("wikiart", "block_perm:2"), ("wikiart", "block_perm:8"))
 
 
-def _unsupervised_alteration(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[(runs["status"] == "done") & (runs["setup"] == "alteration") & ~runs["semi_supervised"].astype(bool)]
+def _in_panels(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells of the paper's panels (the figures draw no others)."""
+    panel = pd.Series(list(zip(cells["dataset"], cells["test_anomaly"], strict=True)), index=cells.index,
+                      dtype=object)
+    return cells[panel.isin(PANELS)]
 
 
-def _mean_auc(frame: pd.DataFrame) -> float:
-    return float(frame["test_auc"].mean() * 100.0) if len(frame) else np.nan
-
-
-def figure1_data(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (row scheme, panel, variant, lr): the AUC difference to D. SVDD (points)."""
-    done = _unsupervised_alteration(runs)
-    done = done[(done["objective"] == "soft_boundary") & (done["pooling"] == "max")]
+def figure1_data(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """One row per (scheme, panel, variant, lr): the variant's Table V cell minus D. SVDD's at the
+    same lr (AUC points; NaN where either has no finished run), with the k chosen for it."""
     rows = []
-    for factor, scheme in ((0.1, "backbone lr = 0.1 x head lr"), (1.0, "one lr for all layers")):
-        scoped = done[np.isclose(done["backbone_lr_factor"].astype(float), factor)]
-        for dataset, anomaly in PANELS:
-            panel = scoped[(scoped["dataset"] == dataset) & (scoped["test_anomaly"] == anomaly)]
-            for lr in LEARNING_RATES:
-                at_lr = panel[np.isclose(panel["lr"], lr)]
-                reference = _mean_auc(at_lr[at_lr["variant"] == "dsvdd"])
-                for variant in FIG1_VARIANTS:
-                    ours = _mean_auc(at_lr[at_lr["variant"] == variant])
-                    rows.append({"scheme": scheme, "dataset": dataset, "test_anomaly": anomaly, "variant": variant,
-                                 "lr": lr, "difference": ours - reference})
-    return pd.DataFrame(rows, columns=["scheme", "dataset", "test_anomaly", "variant", "lr", "difference"])
+    for factor, scheme in FIG1_SCHEMES.items():
+        cells = _in_panels(table_cells(runs, published, FIG1_TABLE, backbone_lr_factor=factor))
+        where = ["dataset", "test_anomaly", "lr"]
+        reference = cells[cells["variant"] == FIG1_REFERENCE].set_index(where)["ours_mean"]
+        for cell in cells[cells["variant"].isin(list(FIG1_VARIANTS))].itertuples():
+            difference = cell.ours_mean - reference.get((cell.dataset, cell.test_anomaly, cell.lr), np.nan)
+            rows.append({"scheme": scheme, "dataset": cell.dataset, "test_anomaly": cell.test_anomaly,
+                         "variant": cell.variant, "lr": cell.lr, "k": cell.k, "difference": difference})
+    return pd.DataFrame(rows, columns=list(FIG1_COLUMNS))
 
 
-def figure2_data(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (panel, model, pooling): mean test AUC (percent)."""
-    done = _unsupervised_alteration(runs)
-    done = done[done["variant"].isin(list(FIG2_MODELS))]
-    done = done[(done["objective"].isin(["one_class", ""])) & np.isclose(done["lr"].fillna(1e-3), 1e-3)]
+def figure2_data(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """One row per (panel, model, pooling): the model's Table II cell under that pooling (test AUC
+    in percent, NaN without a finished run), with the k chosen for it."""
     rows = []
-    for dataset, anomaly in PANELS:
-        panel = done[(done["dataset"] == dataset) & (done["test_anomaly"] == anomaly)]
-        for variant, letter in FIG2_MODELS.items():
-            for pooling in ("max", "none"):
-                chosen = panel[(panel["variant"] == variant) & (panel["pooling"] == pooling)]
-                rows.append({"dataset": dataset, "test_anomaly": anomaly, "model": letter, "variant": variant,
-                             "pooling": pooling, "auc": _mean_auc(chosen)})
-    return pd.DataFrame(rows, columns=["dataset", "test_anomaly", "model", "variant", "pooling", "auc"])
+    for pooling in FIG2_POOLING:
+        cells = _in_panels(table_cells(runs, published, FIG2_TABLE, pooling=pooling))
+        for cell in cells[cells["variant"].isin(list(FIG2_MODELS))].itertuples():
+            rows.append({"dataset": cell.dataset, "test_anomaly": cell.test_anomaly,
+                         "model": FIG2_MODELS[cell.variant], "variant": cell.variant, "pooling": pooling,
+                         "k": cell.k, "auc": cell.ours_mean})
+    return pd.DataFrame(rows, columns=list(FIG2_COLUMNS))
+
+
+def _legend(axes) -> tuple[list, list]:
+    """The legend entries of the first panel that drew bars (none when every panel is empty)."""
+    return next(((h, lab) for ax in axes.flat for h, lab in [ax.get_legend_handles_labels()] if h), ([], []))
 
 
 def _empty(ax, title: str) -> None:
@@ -79,29 +87,32 @@ def _empty(ax, title: str) -> None:
     ax.set_yticks([])
 
 
-def draw_figure1(runs: pd.DataFrame):
-    data = figure1_data(runs)
+def draw_figure1(data: pd.DataFrame):
+    """Figure 1 from `figure1_data`: a row of panels per scheme, bars per variant and lr."""
     panels = PANELS
-    schemes = ["backbone lr = 0.1 x head lr", "one lr for all layers"]
+    schemes = list(FIG1_SCHEMES.values())
+    learning_rates = sorted(data["lr"].unique())
     fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels), 5.5), squeeze=False)
     width = 0.8 / len(FIG1_VARIANTS)
     for row, scheme in enumerate(schemes):
         for col, (dataset, anomaly) in enumerate(panels):
             ax = axes[row][col]
             title = f"{dataset} {anomaly}\n{scheme}"
-            cell = data[(data["scheme"] == scheme) & (data["dataset"] == dataset) & (data["test_anomaly"] == anomaly)]
+            panel = (data["dataset"] == dataset) & (data["test_anomaly"] == anomaly)
+            cell = data[(data["scheme"] == scheme) & panel]
             if cell["difference"].notna().sum() == 0:
                 _empty(ax, title)
                 continue
             for i, (variant, label) in enumerate(FIG1_VARIANTS.items()):
                 values = [cell[(cell["variant"] == variant) & np.isclose(cell["lr"], lr)]["difference"].mean()
-                          for lr in LEARNING_RATES]
-                ax.bar(np.arange(len(LEARNING_RATES)) + (i - 1) * width, values, width, label=label)
+                          for lr in learning_rates]
+                offset = (i - (len(FIG1_VARIANTS) - 1) / 2) * width
+                ax.bar(np.arange(len(learning_rates)) + offset, values, width, label=label)
             ax.axhline(0.0, color="black", linewidth=0.8)
-            ax.set_xticks(range(len(LEARNING_RATES)), [f"{lr:g}" for lr in LEARNING_RATES])
+            ax.set_xticks(range(len(learning_rates)), [f"{lr:g}" for lr in learning_rates])
             ax.set_title(title, fontsize=9)
             ax.set_ylabel("AUC difference to D. SVDD (points)", fontsize=8)
-    handles, labels = next(((h, lab) for ax in axes.flat for h, lab in [ax.get_legend_handles_labels()] if h), ([], []))
+    handles, labels = _legend(axes)
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.suptitle("Figure 1: performance difference to the standard D. SVDD (soft-boundary)", fontsize=10)
@@ -109,8 +120,8 @@ def draw_figure1(runs: pd.DataFrame):
     return fig
 
 
-def draw_figure2(runs: pd.DataFrame):
-    data = figure2_data(runs)
+def draw_figure2(data: pd.DataFrame):
+    """Figure 2 from `figure2_data`: per panel, bars per model with and without pooling."""
     panels = PANELS
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
     letters = list(FIG2_MODELS.values())
@@ -120,18 +131,18 @@ def draw_figure2(runs: pd.DataFrame):
         if cell["auc"].notna().sum() == 0:
             _empty(ax, f"{dataset} {anomaly}")
             continue
-        for i, pooling in enumerate(("max", "none")):
-            values = [cell[(cell["model"] == letter) & (cell["pooling"] == pooling)]["auc"].mean() for letter in letters]
-            label = "with pooling" if pooling == "max" else "without pooling"
+        for i, (pooling, label) in enumerate(FIG2_POOLING.items()):
+            values = [cell[(cell["model"] == letter) & (cell["pooling"] == pooling)]["auc"].mean()
+                      for letter in letters]
             ax.bar(np.arange(len(letters)) + (i - 0.5) * 0.4, values, 0.4, label=label)
         ax.set_xticks(range(len(letters)), letters)
         ax.set_ylim(0, 100)
         ax.set_title(f"{dataset} {anomaly}", fontsize=9)
         ax.set_ylabel("test AUC (%)", fontsize=8)
-    handles, labels = next(((h, lab) for ax in axes.flat for h, lab in [ax.get_legend_handles_labels()] if h), ([], []))
+    handles, labels = _legend(axes)
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
-    fig.suptitle("Figure 2: with and without the pooling layer (A OC-SVM, B IF, C D. SVDD, D w/ bias, E noise reg.)",
-                 fontsize=9)
+    fig.suptitle("Figure 2: with and without the pooling layer "
+                 "(A OC-SVM, B IF, C D. SVDD, D w/ bias, E noise reg.)", fontsize=9)
     fig.tight_layout(rect=(0, 0.08, 1, 0.92))
     return fig

@@ -1,17 +1,26 @@
-"""The published numbers of Tables I-VI, one row per cell (see results/published/README.md).
+"""The published numbers of Tables I-VI, one row per cell (see dsvdd_repro/published/README.md).
 
-``load_published()`` reads ``results/published/tables.csv`` with proper dtypes: ``semi_supervised``
-and ``bold`` as bool, ``lr``, ``mean`` and ``spread`` as float (``lr`` NaN for the baselines), every
-other column as str with ``""`` for empty.
+``load_published()`` reads the package data file ``dsvdd_repro/published/tables.csv`` (found through
+``importlib.resources``, so an installed package finds it from any folder) with proper dtypes:
+``semi_supervised`` and ``bold`` as bool, ``lr``, ``mean`` and ``spread`` as float (``lr`` NaN for the
+baselines), every other column as str with ``""`` for empty.
+
+The CSV is the one place where the paper's rows are named: a new method enters the tables by its
+rows there, and whether a variant is a deep SVDD model is read from them (`variant_is_deep`).
 """
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "results" / "published" / "tables.csv"
+if TYPE_CHECKING:  # importlib.resources.abc is Python >= 3.11
+    from importlib.resources.abc import Traversable
+
+PUBLISHED_CSV: Traversable = files("dsvdd_repro") / "published" / "tables.csv"
 
 COLUMNS: tuple[str, ...] = (
     "table",
@@ -46,18 +55,6 @@ KEY_COLUMNS: tuple[str, ...] = (
     "weighting",
 )
 TABLES: tuple[str, ...] = ("I", "II", "III", "IV", "V", "VI")
-VARIANTS: tuple[str, ...] = (
-    "dsvdd",
-    "dsvdd_bias",
-    "dsvdd_bias_noise",
-    "dsvdd_bias_var",
-    "ocsvm_pca",
-    "ocsvm_cnn",
-    "iforest_pca",
-    "iforest_cnn",
-    "geo",
-)
-BASELINES: tuple[str, ...] = ("ocsvm_pca", "ocsvm_cnn", "iforest_pca", "iforest_cnn", "geo")
 
 BOOL_COLUMNS = ("semi_supervised", "bold")
 FLOAT_COLUMNS = ("lr", "mean", "spread")
@@ -82,9 +79,11 @@ def _to_float(series: pd.Series, *, allow_empty: bool) -> pd.Series:
         raise ValueError(f"column {series.name!r}: {err}") from err
 
 
-def load_published(path: str | Path = PUBLISHED_CSV) -> pd.DataFrame:
+def load_published(path: str | Path | Traversable = PUBLISHED_CSV) -> pd.DataFrame:
     """Read the published-numbers CSV; raise ValueError naming any missing column."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    source = Path(path) if isinstance(path, str) else path
+    with source.open("r", encoding="utf-8") as handle:
+        frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
     missing = [column for column in COLUMNS if column not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -94,3 +93,10 @@ def load_published(path: str | Path = PUBLISHED_CSV) -> pd.DataFrame:
         frame[column] = _to_float(frame[column], allow_empty=column == "lr")
     extra = [column for column in frame.columns if column not in COLUMNS]
     return frame[list(COLUMNS) + extra]
+
+
+def variant_is_deep(published: pd.DataFrame) -> dict[str, bool]:
+    """Per published variant, whether it is a deep SVDD model: its rows name an objective (the
+    baselines' rows leave it empty), so no list of method names has to be kept in step."""
+    named = published["objective"] != ""
+    return {variant: bool(deep.any()) for variant, deep in named.groupby(published["variant"])}

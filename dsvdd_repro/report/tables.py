@@ -1,14 +1,17 @@
 """Tables I-VI: our runs aggregated per published cell, beside the paper's number.
 
-For every cell of `results/published/tables.csv`, the finished runs with the same key
-(`published.KEY_COLUMNS`; global max pooling; backbone at 0.1 x the head's learning rate) are
-aggregated:
-- noise regularizer: when runs of several k exist, k is chosen per cell (and per normal / labeled
-  class) by mean validation AUC over seeds (`dsvdd_repro.selection`), never by test AUC;
+For every cell of the published CSV (`published.load_published`), the finished runs with the same
+key (`published.KEY_COLUMNS`; global max pooling; deep models with the backbone at 0.1 x the head's
+learning rate) are aggregated:
+- a swept hyper-parameter (`SELECTED_PARAM`, the noise regularizer's k) is chosen per `CELL_AXES`
+  (the published key, and the normal / labeled class) by mean validation AUC over seeds through
+  `dsvdd_repro.selection.select_by_validation`, never by test AUC;
 - one-vs-all (Table III, Table VI's CIFAR-10 column): the mean over seeds (and labeled anomaly
   classes) per normal class, then mean +- std over the normal classes, as the paper averages 10
   classes; everything else: mean +- std over seeds.
 AUCs in percent. A cell with no finished run is `missing` (failed runs are counted), never dropped.
+The figures reuse `table_cells` with another pooling or learning-rate scheme, so they choose and
+aggregate exactly as the tables do.
 """
 
 from __future__ import annotations
@@ -16,7 +19,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..selection import select_by_validation
 from .published import KEY_COLUMNS
+
+# The paper's protocol for every table cell (Section V): global max pooling, backbone 10x slower.
+PAPER_POOLING, PAPER_BACKBONE_LR_FACTOR = "max", 0.1
+SELECTED_PARAM = "k"
+# What makes one cell for the selection of SELECTED_PARAM: the published key, the scheme, the classes.
+CELL_AXES = (*KEY_COLUMNS, "backbone_lr_factor", "pooling", "normal_class", "labeled_anomaly_class")
+# The CSV columns in AUC percent, rounded as the Markdown prints them.
+PERCENT_COLUMNS = ("paper_mean", "paper_spread", "ours_mean", "ours_std", "diff")
 
 CELL_COLUMNS = (
     "table", "variant", "row_label", "objective", "column_label", "dataset", "setup", "test_anomaly", "lr",
@@ -25,30 +37,24 @@ CELL_COLUMNS = (
 )
 
 
-def _matches(runs: pd.DataFrame, cell: pd.Series) -> pd.Series:
+def _matches(runs: pd.DataFrame, cell: pd.Series, backbone_lr_factor: float, pooling: str) -> pd.Series:
+    """The runs of one published cell under a pooling and learning-rate scheme (the factor applies
+    to deep models only: a published row with an objective)."""
     mask = pd.Series(True, index=runs.index)
     for key in KEY_COLUMNS:
         if key == "lr":
-            mask &= np.isclose(runs["lr"], cell["lr"], equal_nan=True) if not np.isnan(cell["lr"]) else runs["lr"].isna()
+            mask &= runs["lr"].isna() if np.isnan(cell["lr"]) else np.isclose(runs["lr"], cell["lr"])
         else:
             mask &= runs[key] == cell[key]
-    if cell["variant"].startswith("dsvdd"):
-        mask &= np.isclose(runs["backbone_lr_factor"].astype(float), 0.1)
-    return mask & (runs["pooling"] == "max")
+    if cell["objective"]:
+        mask &= np.isclose(runs["backbone_lr_factor"].astype(float), backbone_lr_factor)
+    return mask & (runs["pooling"] == pooling)
 
 
-def _select_k(done: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Keep, per (normal class, labeled class), the runs of the k with the best mean val AUC
-    (ties: the smaller k); returns the kept runs and the chosen k values."""
-    if done.empty:
-        return done, ""
-    classes = done[["normal_class", "labeled_anomaly_class"]].astype(float).fillna(-1)
-    kept, chosen = [], set()
-    for _, group in done.groupby([classes["normal_class"], classes["labeled_anomaly_class"]]):
-        best = group.groupby("k")["val_auc"].mean().sort_index().idxmax()
-        chosen.add(int(best))
-        kept.append(group[group["k"] == best])
-    return pd.concat(kept), ",".join(str(k) for k in sorted(chosen))
+def _chosen(done: pd.DataFrame) -> str:
+    """The chosen values of SELECTED_PARAM among a cell's kept runs, as text ("5", "5,30", "")."""
+    values = done[SELECTED_PARAM].dropna().unique() if SELECTED_PARAM in done else []
+    return ",".join(f"{value:g}" for value in sorted(values))
 
 
 def aggregate(done: pd.DataFrame, one_vs_all: bool) -> tuple[float, float, int]:
@@ -62,15 +68,16 @@ def aggregate(done: pd.DataFrame, one_vs_all: bool) -> tuple[float, float, int]:
     return float(values.mean()), std, int(done["normal_class"].nunique()) if one_vs_all else 0
 
 
-def table_cells(runs: pd.DataFrame, published: pd.DataFrame, table: str) -> pd.DataFrame:
+def table_cells(runs: pd.DataFrame, published: pd.DataFrame, table: str, *,
+                backbone_lr_factor: float = PAPER_BACKBONE_LR_FACTOR,
+                pooling: str = PAPER_POOLING) -> pd.DataFrame:
+    """One row per published cell of `table` (CELL_COLUMNS): ours beside the paper's."""
     rows = []
     for _, cell in published[published["table"] == table].iterrows():
-        matched = runs[_matches(runs, cell)]
-        done = matched[matched["status"] == "done"]
+        matched = runs[_matches(runs, cell, backbone_lr_factor, pooling)]
         n_failed = int((matched["status"] == "failed").sum())
-        k = ""
-        if cell["variant"] == "dsvdd_bias_noise":
-            done, k = _select_k(done)
+        done = select_by_validation(matched[matched["status"] == "done"], SELECTED_PARAM, CELL_AXES)
+        k = _chosen(done)
         row = {
             "table": table, "variant": cell["variant"], "row_label": cell["row_label"],
             "objective": cell["objective"], "column_label": cell["column_label"], "dataset": cell["dataset"],
@@ -90,6 +97,17 @@ def table_cells(runs: pd.DataFrame, published: pd.DataFrame, table: str) -> pd.D
     return pd.DataFrame(rows, columns=list(CELL_COLUMNS))
 
 
+def _one_decimal(value: float) -> float:
+    """A number as the Markdown prints it (`:.1f`), so the CSV and the Markdown never disagree."""
+    return float(f"{value:.1f}")
+
+
+def rounded(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells for the CSV: AUC columns in percent to one decimal (full precision stays in runs.csv)."""
+    return cells.assign(**{column: cells[column].astype(float).map(_one_decimal)
+                           for column in PERCENT_COLUMNS})
+
+
 def format_cell(cell: pd.Series) -> str:
     paper = f"{cell['paper_mean']:.1f}±{cell['paper_spread']:g}"
     if cell["status"] != "ok":
@@ -103,7 +121,8 @@ def format_cell(cell: pd.Series) -> str:
 
 def _row_name(cell: pd.Series) -> str:
     prefix = {"soft_boundary": "Soft-bound. ", "one_class": "One-class "}.get(cell["objective"], "")
-    weighting = {"fixed": " [fixed c_t]", "adaptive": " [adaptive c_t]"}.get(cell["weighting"], "") if cell["table"] == "I" else ""
+    weightings = {"fixed": " [fixed c_t]", "adaptive": " [adaptive c_t]"} if cell["table"] == "I" else {}
+    weighting = weightings.get(cell["weighting"], "")
     return f"{prefix}{cell['row_label']}{weighting}"
 
 
@@ -126,7 +145,8 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+    escapes = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"))
+    for char, escaped in escapes:
         text = text.replace(char, escaped)
     return text.replace("±", r"$\pm$").replace("†", r"$^\dagger$").replace("σ²", r"$\sigma^2$")
 

@@ -1,5 +1,6 @@
-"""dsvdd_repro's Hydra sweeper plugin (`hydra/sweeper=dedup`, the default in conf/config.yaml).
+"""dsvdd_repro's Hydra sweeper plugin: `hydra/sweeper=grid` (grid_sweeper.py).
 
 Hydra finds plugins only in the `hydra_plugins` namespace package, hence this folder beside
-`dsvdd_repro/`; the run identity it uses is `dsvdd_repro.config.run_id`.
+`dsvdd_repro/`. The sweeper launches a Cartesian grid without the axes a job's config does not have
+(`regularizer.k` for a variant without a regularizer), each distinct job once.
 """

@@ -4,11 +4,18 @@ Weight decay (lambda/2 sum ||W||_F^2) is applied by the optimizer (Adam's couple
 whose gradient lambda W is exactly that term's), so these functions hold the data terms only.
 
 Semi-supervised targets: 0 = unlabeled, +1 = labeled normal, -1 = labeled anomaly (Eq. 3).
+
+The `objective` nodes build `OneClass` or `SoftBoundary`: the loss of a minibatch given the current
+radius R, how R moves after the step, and the anomaly score.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+from ...schema import config_node, in_range, positive
 
 # Keeps 1 / ||phi - c||^2 finite for a labeled anomaly that sits exactly on c.
 INVERSE_DISTANCE_EPS = 1e-6
@@ -69,3 +76,73 @@ def initial_center(mean_features: torch.Tensor, eps: float) -> torch.Tensor:
     center[near_zero & (center < 0)] = -eps
     center[near_zero & (center >= 0)] = eps
     return center
+
+
+@config_node("objective", "one_class")
+@dataclass
+class OneClassConfig:
+    """Eq. (2); with labeled samples Eq. (3), labeled samples weighted by eta."""
+
+    _target_: str = "dsvdd_repro.methods.deep_svdd.objectives.OneClass"
+    name: str = "one_class"
+    eta: float = 1.0
+
+    def __post_init__(self) -> None:
+        positive("eta", self.eta)
+
+
+@config_node("objective", "soft_boundary")
+@dataclass
+class SoftBoundaryConfig:
+    """Eq. (1); R is the (1 - nu) quantile of the minibatch's distances, updated after every
+    iteration. nu follows the dataset (Section V-B: 0.2 for VOC2012, 0.1 for WikiArt;
+    conf/dataset_objective/), override with objective.nu."""
+
+    _target_: str = "dsvdd_repro.methods.deep_svdd.objectives.SoftBoundary"
+    name: str = "soft_boundary"
+    nu: float = 0.1
+    eta: float = 1.0
+
+    def __post_init__(self) -> None:
+        in_range("nu", self.nu, 0.0, 1.0, low_open=True)
+        positive("eta", self.eta)
+
+
+class OneClass:
+    """Eq. (2)/(3); no radius: the score is the squared distance to c."""
+
+    name = "one_class"
+    has_radius = False
+
+    def __init__(self, eta: float = 1.0):
+        self.eta = eta
+
+    def loss(self, dist: torch.Tensor, radius: torch.Tensor, semi: torch.Tensor | None) -> torch.Tensor:
+        return one_class_loss(dist, semi, self.eta)
+
+    def next_radius(self, dist: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+        return radius
+
+    def score(self, dist: torch.Tensor, radius: float) -> torch.Tensor:
+        return dist
+
+
+class SoftBoundary(OneClass):
+    """Eq. (1): R from the minibatch's (1 - nu) distance quantile after every step; the score is
+    ||phi - c||^2 - R^2 (the same ranking as the distance)."""
+
+    name = "soft_boundary"
+    has_radius = True
+
+    def __init__(self, nu: float = 0.1, eta: float = 1.0):
+        super().__init__(eta)
+        self.nu = nu
+
+    def loss(self, dist: torch.Tensor, radius: torch.Tensor, semi: torch.Tensor | None) -> torch.Tensor:
+        return soft_boundary_loss(dist, radius, self.nu, semi, self.eta)
+
+    def next_radius(self, dist: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(radius_quantile(dist, self.nu), device=dist.device)
+
+    def score(self, dist: torch.Tensor, radius: float) -> torch.Tensor:
+        return dist - radius**2

@@ -15,22 +15,96 @@ L_final = L_SVDD + c_t * L_reg (Eq. 6), one regularizer at a time.
   `RATIO_GUARD` the ratio is undefined (the variance hinge is exactly 0 whenever the variance is
   above the threshold), so c_t keeps its previous value; c_t * L_reg is then ~0 either way.
   `fixed` weighting is c_t = 1 for all t (Table I).
+
+A regularizer is a config node in group `regularizer` whose `_target_` is a `Regularizer`
+subclass, built by the deep SVDD method as `build(node, feature_dim=p, seed=seed)`; its own keys
+and the weighting keys come from the node. Users add one with a class and a YAML node (README,
+"Extending").
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ...schema import at_least, config_node, in_range, one_of, positive
+
 # L_reg below this leaves c_t unchanged (see the module docstring).
 RATIO_GUARD = 1e-8
+WEIGHTINGS = ("adaptive", "fixed")
+
+
+@dataclass
+class WeightingKeys:
+    """Eq. (7)'s keys, shared by every regularizer node: c_t = alpha c_{t-1} + beta (1 - alpha)
+    L_SVDD / L_reg from c_0 (adaptive), or c_t = 1 (fixed)."""
+
+    weighting: str = "adaptive"
+    alpha: float = 0.9
+    beta: float = 0.5
+    c0: float = 0.0
+
+    def check_weighting(self) -> None:
+        one_of("weighting", self.weighting, WEIGHTINGS)
+        in_range("alpha", self.alpha, 0.0, 1.0)
+        in_range("beta", self.beta, 0.0, 1.0)
+
+
+@config_node("regularizer", "none")
+@dataclass
+class NoRegularizerConfig:
+    """No collapse regularizer (the D. SVDD and D. SVDD w/ bias rows)."""
+
+    _target_: str = "dsvdd_repro.methods.deep_svdd.regularizers.NoRegularizer"
+    name: str = "none"
+
+
+@config_node("regularizer", "noise")
+@dataclass
+class NoiseConfig(WeightingKeys):
+    """Section IV-B, Eq. (4): a linear head g with k outputs trained on fresh random binary labels.
+    The paper selects k from {5, 30, 50, 60, 70, 100, 130, 200} by validation AUC
+    (dsvdd_repro/selection.py); 5 is the default of a single run."""
+
+    _target_: str = "dsvdd_repro.methods.deep_svdd.regularizers.NoiseRegularizer"
+    name: str = "noise"
+    k: int = 5
+
+    def __post_init__(self) -> None:
+        at_least("k", self.k, 1)
+        self.check_weighting()
+
+
+@config_node("regularizer", "variance")
+@dataclass
+class VarianceConfig(WeightingKeys):
+    """Section IV-C, Eq. (5): hinge on the minibatch feature variance, threshold d0 divided by 10
+    every r epochs."""
+
+    _target_: str = "dsvdd_repro.methods.deep_svdd.regularizers.VarianceRegularizer"
+    name: str = "variance"
+    d0: float = 0.1
+    r: int = 3
+
+    def __post_init__(self) -> None:
+        positive("d0", self.d0)
+        at_least("r", self.r, 1)
+        self.check_weighting()
 
 
 class Regularizer(nn.Module):
-    """L_reg on a minibatch's features; `start_epoch` is called before each epoch (0-based)."""
+    """L_reg on a minibatch's features, weighted by `self.weight` (c_t); `start_epoch` is called
+    before each epoch (0-based). Subclasses take (feature_dim, seed, their keys, **weighting)."""
 
-    name = "none"
+    name = "regularizer"
+    active = True  # False: no L_reg at all (the loss is L_SVDD alone)
+
+    def __init__(self, weighting: str = "adaptive", alpha: float = 0.9, beta: float = 0.5, c0: float = 0.0):
+        super().__init__()
+        self.weight = LossWeight(weighting, alpha, beta, c0)
 
     def start_epoch(self, epoch_index: int) -> None:
         pass
@@ -39,13 +113,22 @@ class Regularizer(nn.Module):
         return {}
 
 
+class NoRegularizer(Regularizer):
+    name = "none"
+    active = False
+
+    def __init__(self, feature_dim: int = 0, seed: int = 0):
+        super().__init__()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features.new_zeros(())
+
+
 class NoiseRegularizer(Regularizer):
     name = "noise"
 
-    def __init__(self, feature_dim: int, k: int, seed: int = 0):
-        super().__init__()
-        if k < 1:
-            raise ValueError(f"regularizer.k={k}: must be >= 1")
+    def __init__(self, feature_dim: int, seed: int = 0, k: int = 5, **weighting):
+        super().__init__(**weighting)
         self.head = nn.Linear(feature_dim, k)
         self.k = k
         self._seed = seed
@@ -72,10 +155,8 @@ def minibatch_variance(features: torch.Tensor) -> torch.Tensor:
 class VarianceRegularizer(Regularizer):
     name = "variance"
 
-    def __init__(self, d0: float = 0.1, r: int = 3):
-        super().__init__()
-        if d0 <= 0 or r < 1:
-            raise ValueError(f"variance regularizer needs d0 > 0 and r >= 1, got d0={d0}, r={r}")
+    def __init__(self, feature_dim: int = 0, seed: int = 0, d0: float = 0.1, r: int = 3, **weighting):
+        super().__init__(**weighting)
         self.d0, self.r = d0, r
         self.threshold = d0
 
@@ -97,10 +178,6 @@ class LossWeight:
     """c_t of Eq. (6). `adaptive`: Eq. (7); `fixed`: c_t = 1. Kept as a device tensor (no sync)."""
 
     def __init__(self, mode: str = "adaptive", alpha: float = 0.9, beta: float = 0.5, c0: float = 0.0):
-        if mode not in ("adaptive", "fixed"):
-            raise ValueError(f"regularizer.weighting={mode!r}; allowed: adaptive, fixed")
-        if not (0.0 <= alpha <= 1.0 and 0.0 <= beta <= 1.0):
-            raise ValueError(f"alpha and beta must be in [0, 1], got alpha={alpha}, beta={beta}")
         self.mode, self.alpha, self.beta = mode, alpha, beta
         self.value: torch.Tensor | float = 1.0 if mode == "fixed" else c0
 
@@ -115,14 +192,3 @@ class LossWeight:
         updated = self.alpha * previous + self.beta * (1.0 - self.alpha) * ratio
         self.value = torch.where(defined, updated, previous)
         return self.value
-
-
-def build_regularizer(name: str, feature_dim: int, k: int, d0: float, r: int, seed: int) -> Regularizer | None:
-    if name == "none":
-        return None
-    if name == "noise":
-        return NoiseRegularizer(feature_dim, k, seed)
-    if name == "variance":
-        return VarianceRegularizer(d0, r)
-    raise ValueError(f"regularizer={name!r}; allowed: none, noise, variance")
-

@@ -26,6 +26,7 @@ import copy
 import logging
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -34,56 +35,76 @@ from tqdm.auto import tqdm
 
 from ...data.protocols import SplitData
 from ...evaluation import auroc, feature_variance, is_collapsed, relative_variance
-from ..base import Detector
-from .objectives import initial_center, one_class_loss, radius_quantile, soft_boundary_loss, squared_distances
-from .regularizers import LossWeight, Regularizer, minibatch_variance
+from ...schema import build, config_node, positive
+from ..base import Detector, RunContext
+from .objectives import OneClass, initial_center, squared_distances
+from .regularizers import Regularizer, minibatch_variance
 
 log = logging.getLogger(__name__)
 
 
+@config_node("method", "dsvdd")
 @dataclass
-class DeepSVDDSettings:
-    objective: str = "one_class"
-    nu: float = 0.1
-    eta: float = 1.0
+class DeepSVDDConfig:
+    """Deep SVDD on `model`, with `objective`, `regularizer`, `optim` and `trainer` (their nodes)."""
+
+    _target_: str = "dsvdd_repro.methods.deep_svdd.trainer.DeepSVDD.from_context"
+    name: str = "dsvdd"
+    # |c_j| < center_eps is pushed to +-center_eps (Ruff et al.'s reference implementation)
     center_eps: float = 0.1
-    calibrate_bn: bool = False
-    lr: float = 1e-3
-    backbone_lr_factor: float = 0.1
-    weight_decay: float = 5e-4
-    epochs: int = 30
-    batch_size: int = 50
-    eval_batch_size: int = 500
-    collapse_ratio: float = 1e-3
-    seed: int = 0
-    progress: bool = True
+    # Re-estimate batch norm's running statistics on the training set (a train-mode pass without
+    # gradients) before c is computed: null = only for random initialisation (model.weights=none),
+    # whose running statistics (0, 1) make the eval-mode features that fix c unlike the trained ones.
+    calibrate_bn: Optional[bool] = None
+
+    def __post_init__(self) -> None:
+        positive("center_eps", self.center_eps)
 
 
 class DeepSVDD(Detector):
-    """Deep SVDD on a feature network `net` (uint8 images -> [B, p]), optionally regularized.
+    """Deep SVDD on a feature network `net` (uint8 images -> [B, p]) with an `objective`
+    (objectives.OneClass / SoftBoundary) and a `regularizer` (regularizers.Regularizer).
 
-    `regularizer` (None, noise or variance) adds c_t * L_reg to the SVDD loss, with c_t from
-    `weight` (adaptive by default). A regularizer's own parameters (the noise head g) train at the
-    full learning rate; they never take part in scoring.
+    The regularizer adds c_t * L_reg to the SVDD loss, c_t from its weighting (adaptive by
+    default); its own parameters (the noise head g) train at the full learning rate and never take
+    part in scoring. `from_context` builds it from a run's nodes (the `method=dsvdd` node's target).
     """
 
+    REQUIRES = ("model", "objective", "regularizer", "optim")
+
     def __init__(
-        self,
-        net: nn.Module,
-        settings: DeepSVDDSettings,
-        device: torch.device,
-        regularizer: Regularizer | None = None,
-        weight: LossWeight | None = None,
+        self, net: nn.Module, objective: OneClass, regularizer: Regularizer, device: torch.device, *,
+        lr: float = 1e-3, backbone_lr_factor: float = 0.1, weight_decay: float = 5e-4, epochs: int = 30,
+        batch_size: int = 50, eval_batch_size: int = 500, collapse_ratio: float = 1e-3, seed: int = 0,
+        progress: bool = True, center_eps: float = 0.1, calibrate_bn: bool = False,
     ):
         self.net = net.to(device)
-        self.settings = settings
+        self.objective = objective
+        self.regularizer = regularizer.to(device)
+        self.weight = regularizer.weight
         self.device = device
-        self.regularizer = regularizer.to(device) if regularizer is not None else None
-        self.weight = weight if weight is not None else LossWeight("adaptive")
+        self.lr, self.backbone_lr_factor, self.weight_decay = lr, backbone_lr_factor, weight_decay
+        self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
+        self.collapse_ratio, self.seed, self.progress = collapse_ratio, seed, progress
+        self.center_eps, self.calibrate_bn = center_eps, calibrate_bn
         self.center: torch.Tensor | None = None
         self.radius = torch.zeros((), device=device)
         self.best_state: dict | None = None
         self.best_radius = 0.0
+
+    @classmethod
+    def from_context(cls, context: RunContext, center_eps: float = 0.1, calibrate_bn: bool | None = None) -> DeepSVDD:
+        cfg, trainer = context.cfg, context.trainer
+        net = build(cfg.model)  # loads weights: fails here, before any training, if they cannot be had
+        regularizer = build(cfg.regularizer, feature_dim=net.feature_dim(context.image_size), seed=context.seed)
+        return cls(
+            net, build(cfg.objective), regularizer, context.device,
+            lr=float(cfg.optim.lr), backbone_lr_factor=float(cfg.optim.backbone_lr_factor),
+            weight_decay=float(cfg.optim.weight_decay), epochs=int(trainer.epochs), batch_size=int(trainer.batch_size),
+            eval_batch_size=int(trainer.eval_batch_size), collapse_ratio=float(trainer.collapse_ratio),
+            seed=context.seed, progress=context.progress, center_eps=center_eps,
+            calibrate_bn=cfg.model.weights == "none" if calibrate_bn is None else calibrate_bn,
+        )
 
     # -- features and scores -------------------------------------------------------------------
     @torch.no_grad()
@@ -91,9 +112,9 @@ class DeepSVDD(Detector):
         """Eval-mode features of every row of `split`: float32 [N, p] on the device."""
         self.net.eval()
         chunks = []
-        batches = split.iter_batches(self.settings.eval_batch_size)
-        total = -(-len(split) // self.settings.eval_batch_size)
-        for _, images in tqdm(batches, total=total, desc=desc, disable=not self.settings.progress, leave=False):
+        batches = split.iter_batches(self.eval_batch_size)
+        total = -(-len(split) // self.eval_batch_size)
+        for _, images in tqdm(batches, total=total, desc=desc, disable=not self.progress, leave=False):
             chunks.append(self.net(images.to(self.device, non_blocking=True)))
         return torch.cat(chunks)
 
@@ -109,7 +130,7 @@ class DeepSVDD(Detector):
             layer.reset_running_stats()
             layer.momentum = None  # a cumulative average over the pass, not an exponential one
         self.net.train()
-        for rows, images in split.iter_batches(self.settings.batch_size):
+        for rows, images in split.iter_batches(self.batch_size):
             if len(rows) > 1:
                 self.net(images.to(self.device, non_blocking=True))
         for layer, momentum in zip(layers, momenta, strict=True):
@@ -117,17 +138,14 @@ class DeepSVDD(Detector):
         return len(layers)
 
     def _scores(self, features: torch.Tensor, radius: float) -> np.ndarray:
-        dist = squared_distances(features, self.center)
-        if self.settings.objective == "soft_boundary":
-            dist = dist - radius**2
-        return dist.double().cpu().numpy()
+        return self.objective.score(squared_distances(features, self.center), radius).double().cpu().numpy()
 
     def describe(self) -> dict:
         return {
             "weights_used": getattr(self.net, "weights_info", None),
-            "regularizer": None if self.regularizer is None else self.regularizer.name,
-            "weighting": None if self.regularizer is None else self.weight.mode,
-            "calibrate_bn": self.settings.calibrate_bn,
+            "regularizer": self.regularizer.name if self.regularizer.active else None,
+            "weighting": self.weight.mode if self.regularizer.active else None,
+            "calibrate_bn": self.calibrate_bn,
         }
 
     def score(self, split: SplitData) -> np.ndarray:
@@ -139,25 +157,18 @@ class DeepSVDD(Detector):
 
     # -- training -------------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
-        s = self.settings
         groups = [
-            {"params": [p for p in self.net.parameters() if p.requires_grad], "lr": s.lr * s.backbone_lr_factor}
+            {"params": [p for p in self.net.parameters() if p.requires_grad], "lr": self.lr * self.backbone_lr_factor}
         ]
-        head = [] if self.regularizer is None else [p for p in self.regularizer.parameters() if p.requires_grad]
+        head = [p for p in self.regularizer.parameters() if p.requires_grad]
         if head:
-            groups.append({"params": head, "lr": s.lr})
-        return torch.optim.Adam(groups, weight_decay=s.weight_decay)
-
-    def _loss(self, dist: torch.Tensor, semi: torch.Tensor | None) -> torch.Tensor:
-        s = self.settings
-        if s.objective == "soft_boundary":
-            return soft_boundary_loss(dist, self.radius, s.nu, semi, s.eta)
-        return one_class_loss(dist, semi, s.eta)
+            groups.append({"params": head, "lr": self.lr})
+        return torch.optim.Adam(groups, weight_decay=self.weight_decay)
 
     def _train_epoch(self, train: SplitData, optimizer, rng: np.random.Generator, epoch: int) -> dict:
-        s = self.settings
         self.net.train()
-        if self.regularizer is not None:
+        regularized = self.regularizer.active
+        if regularized:
             self.regularizer.train()
             self.regularizer.start_epoch(epoch - 1)
         order = rng.permutation(len(train))
@@ -166,16 +177,16 @@ class DeepSVDD(Detector):
         sums = torch.zeros(5, dtype=torch.float64, device=self.device)
         zero = torch.zeros((), device=self.device)
         n_batches = 0
-        total = -(-len(order) // s.batch_size)
-        batches = train.iter_batches(s.batch_size, order)
-        for rows, images in tqdm(batches, total=total, desc=f"epoch {epoch}", disable=not s.progress, leave=False):
+        total = -(-len(order) // self.batch_size)
+        batches = train.iter_batches(self.batch_size, order)
+        for rows, images in tqdm(batches, total=total, desc=f"epoch {epoch}", disable=not self.progress, leave=False):
             if len(rows) < 2:  # batch norm and the minibatch variance need two samples
                 continue
             features = self.net(images.to(self.device, non_blocking=True))
             dist = squared_distances(features, self.center)
             semi = torch.from_numpy(train.semi_targets[rows]).to(self.device) if has_labels else None
-            loss_svdd = self._loss(dist, semi)
-            if self.regularizer is None:
+            loss_svdd = self.objective.loss(dist, self.radius, semi)
+            if not regularized:
                 loss_reg, reg_weight, loss = zero, zero, loss_svdd
             else:
                 loss_reg = self.regularizer(features)
@@ -184,30 +195,28 @@ class DeepSVDD(Detector):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if s.objective == "soft_boundary":
-                self.radius = torch.tensor(radius_quantile(dist, s.nu), device=self.device)
+            self.radius = self.objective.next_radius(dist, self.radius)
             with torch.no_grad():
                 stats = [loss_svdd, minibatch_variance(features), dist.mean(), loss_reg, reg_weight]
                 sums += torch.stack([value.detach().double() for value in stats])
             n_batches += 1
         means = (sums / max(n_batches, 1)).tolist()
         entry = {"loss_svdd": means[0], "feature_var": means[1], "mean_dist": means[2]}
-        if self.regularizer is None:
+        if not regularized:
             entry.update(loss_reg=None, reg_weight=None)
         else:
             entry.update(loss_reg=means[3], reg_weight=means[4], **self.regularizer.diagnostics())
         return entry
 
     def fit(self, train: SplitData, val: SplitData) -> dict:
-        s = self.settings
-        torch.manual_seed(s.seed)
-        rng = np.random.default_rng([s.seed, 3])
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng([self.seed, 3])
         start = time.perf_counter()
 
-        if s.calibrate_bn:
+        if self.calibrate_bn:
             log.info("batch norm statistics re-estimated on the training set (%d layers)", self.calibrate_batch_norm(train))
         train_features = self.embed(train, desc="center c")
-        self.center = initial_center(train_features.mean(dim=0), s.center_eps)
+        self.center = initial_center(train_features.mean(dim=0), self.center_eps)
         initial_var = feature_variance(train_features)
         del train_features
         log.info("center c: |c| = %.4g, initial feature variance %.4g", float(self.center.norm()), initial_var)
@@ -215,7 +224,7 @@ class DeepSVDD(Detector):
         optimizer = self._optimizer()
         history: list[dict] = []
         best_auc, best_epoch, first_collapse = -np.inf, None, None
-        epochs = tqdm(range(1, s.epochs + 1), desc="epochs", disable=not s.progress)
+        epochs = tqdm(range(1, self.epochs + 1), desc="epochs", disable=not self.progress)
         for epoch in epochs:
             epoch_start = time.perf_counter()
             entry = {"epoch": epoch, **self._train_epoch(train, optimizer, rng, epoch)}
@@ -224,8 +233,8 @@ class DeepSVDD(Detector):
             entry["val_auc"] = auroc(val.labels, self._scores(val_features, radius))
             entry["val_feature_var"] = feature_variance(val_features)
             entry["val_relative_var"] = relative_variance(val_features)
-            entry["collapsed"] = is_collapsed(entry["val_relative_var"], s.collapse_ratio)
-            if s.objective == "soft_boundary":
+            entry["collapsed"] = is_collapsed(entry["val_relative_var"], self.collapse_ratio)
+            if self.objective.has_radius:
                 entry["radius"] = radius
             entry["seconds"] = time.perf_counter() - epoch_start
             history.append(entry)
@@ -240,7 +249,7 @@ class DeepSVDD(Detector):
             reg = "" if entry["loss_reg"] is None else f", loss_reg {entry['loss_reg']:.4g} (c_t {entry['reg_weight']:.3g})"
             log.info(
                 "epoch %d/%d: loss_svdd %.5g%s, feature var %.4g, val AUC %.4f%s (%.1fs)",
-                epoch, s.epochs, entry["loss_svdd"], reg, entry["feature_var"], entry["val_auc"],
+                epoch, self.epochs, entry["loss_svdd"], reg, entry["feature_var"], entry["val_auc"],
                 ", COLLAPSED" if entry["collapsed"] else "", entry["seconds"],
             )
         return {
@@ -251,6 +260,6 @@ class DeepSVDD(Detector):
             "collapse_epoch": first_collapse,
             "initial_feature_var": initial_var,
             "center_norm": float(self.center.norm()),
-            "radius": self.best_radius if s.objective == "soft_boundary" else None,
+            "radius": self.best_radius if self.objective.has_radius else None,
             "fit_seconds": time.perf_counter() - start,
         }

@@ -1,0 +1,137 @@
+"""The contract of a dataset source read from a user's folder, and the helpers sources share.
+
+A source (CIFAR-10, VOC2012, WikiArt, a user's image folder) says only what is particular to its
+dataset: how to get the data when `dataset.root` is not set, where its files are under the root, the
+given train and test pools of (file, label) (or, for files that hold arrays, how to read them), the
+class names, and how validation is drawn (`val_from`, `default_val_fraction`). Everything else,
+the same for every source (root checks, download, cache key, decoding, the decode-once cache,
+provenance, the log line), is done once by `loader.load_images`.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import pathlib
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from .images import NaturalImages
+from .loader import load_images
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+@dataclass
+class Pools:
+    """What a source found in its dataset folder: the given train and test pools.
+
+    A file source sets `files` (per split "train"/"test", paths relative to the folder, in load
+    order) and `labels` (int64 class indices, one per file). A source whose files hold decoded
+    arrays (CIFAR-10's pickles) sets `read` instead: it returns, per split, (uint8 [N, 3, h, w]
+    images, labels), and is only called when the cache has no entry. `key_files` are further files
+    whose size and mtime identify the content (list files, split files, pickles); `key` and `source`
+    are the source's own cache key parts and provenance fields; `log` is appended to the log line.
+    """
+
+    layout: str
+    class_names: list[str]
+    files: dict[str, list[str]] | None = None
+    labels: dict[str, np.ndarray] | None = None
+    read: Callable[[], dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
+    key_files: list[str] = field(default_factory=list)
+    key: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+    log: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.files is None) == (self.read is None):
+            raise ValueError("Pools needs either files (with labels) or read")
+        if self.files is not None:
+            splits = {"train", "test"}
+            if self.labels is None or set(self.files) != splits or set(self.labels) != splits:
+                raise ValueError("Pools.files and Pools.labels must both give the splits train and test")
+            for split, files in self.files.items():
+                if len(self.labels[split]) != len(files):
+                    raise ValueError(f"{split}: {len(files)} files but {len(self.labels[split])} labels")
+
+
+class ImageSource(abc.ABC):
+    """A dataset under `root`, decoded at `image_size` into the cache under `cache_dir`.
+
+    The arguments come from the dataset's config node, whose dataclass checks them. Subclasses set
+    the class attributes and implement `expected`, `locate` and `pools`; `fetch` when they can
+    download (`can_download`).
+    """
+
+    name: ClassVar[str]  # the dataset option, e.g. "cifar10": NaturalImages.name and cache entry names
+    title: ClassVar[str]  # the dataset's name in messages, e.g. "CIFAR-10"
+    unset_root: ClassVar[str]  # the one-line error when dataset.root is not set: the env var, how to get it
+    can_download: ClassVar[bool] = False
+    # The alteration protocol's validation pool and share (see NaturalImages).
+    val_from: ClassVar[str] = "train"
+    default_val_fraction: float = 0.2
+    # Set for datasets whose images all have one size (CIFAR-10: 32): files must have it, and other
+    # image sizes are resized from it with torch (decode.resize_uint8) instead of PIL.
+    native_size: ClassVar[int | None] = None
+    # Bump when the decoded content for the same files would change (decoder, ordering, resizing, split).
+    format_version: ClassVar[int] = 1
+
+    def __init__(
+        self, root: str | None, image_size: int, cache_dir: str | None = None, download: bool = False
+    ):
+        self.root, self.image_size = root, int(image_size)
+        self.cache_dir, self.download = cache_dir, bool(download)
+
+    @abc.abstractmethod
+    def expected(self) -> str:
+        """What the root must hold and how to get it, for the error messages."""
+
+    @abc.abstractmethod
+    def locate(self, root: pathlib.Path) -> pathlib.Path | None:
+        """The dataset folder under the existing folder `root`, or None when it is not there."""
+
+    @abc.abstractmethod
+    def pools(self, folder: pathlib.Path) -> Pools:
+        """The given pools in `folder` (what `locate` found); DatasetRootError when incomplete."""
+
+    def no_layout(self, root: pathlib.Path) -> str:
+        """Why `root` (an existing folder) holds no dataset, for the error message."""
+        return f"holds no {self.title} layout"
+
+    def fetch(self, root: pathlib.Path) -> None:
+        """Download the dataset into `root` (only called when `can_download`)."""
+        raise NotImplementedError
+
+    def load(self, progress: bool = True) -> NaturalImages:
+        """The decoded natural images (decoded once, then read from the cache)."""
+        return load_images(self, progress)
+
+
+def image_files(folder: pathlib.Path, prefix: str = "") -> list[str]:
+    """The image files directly in `folder` (by extension, no hidden files) as sorted `prefix + name`."""
+    with os.scandir(folder) as it:
+        names = [
+            e.name
+            for e in it
+            if e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.name.startswith(".") and e.is_file()
+        ]
+    return sorted(prefix + n for n in names)
+
+
+def sub_folders(folder: pathlib.Path) -> list[pathlib.Path]:
+    """The visible sub-folders of `folder`, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def seeded_split(files: list[str], test_share: float, seed: int, stream: str) -> tuple[list[str], list[str]]:
+    """(train, test) of one class's files: a fixed share `test_share` (rounded) to test, drawn by a
+    numpy generator seeded with (seed, crc32(stream)), so the split is the same on every run and
+    machine and does not depend on the other classes or the run's seed."""
+    order = np.random.default_rng([seed, zlib.crc32(stream.encode("utf-8"))]).permutation(len(files))
+    n_test = int(round(test_share * len(files)))
+    return [files[i] for i in order[n_test:]], [files[i] for i in order[:n_test]]

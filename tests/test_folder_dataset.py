@@ -1,0 +1,182 @@
+"""`dataset=folder`: a user's own class folders, with given train/test splits or a seeded split,
+built and loaded through the config node as the entrypoint does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+from PIL import Image
+
+from dsvdd_repro.data import decode, protocols
+from dsvdd_repro.data.errors import DatasetRootError
+from dsvdd_repro.data.folder import FolderConfig
+from dsvdd_repro.schema import build
+
+SIZE = 16
+CLASSES = {"zebra": 10, "apple": 7, "mango": 4}  # sorted: apple, mango, zebra
+
+
+def load(root, **keys):
+    return build(OmegaConf.structured(FolderConfig(root=str(root), **keys))).load(progress=False)
+
+
+def picture(seed: int, size: int = SIZE) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def write_class(folder, n: int, seed: int) -> dict[str, np.ndarray]:
+    """n images in `folder`: lossless PNGs at the target size, every third a JPEG of another size."""
+    folder.mkdir(parents=True)
+    written = {}
+    for i in range(n):
+        if i % 3 == 2:
+            Image.fromarray(picture(seed + i, 40)).save(folder / f"img{i:02d}.jpg", quality=90)
+        else:
+            written[f"img{i:02d}.png"] = picture(seed + i)
+            Image.fromarray(written[f"img{i:02d}.png"]).save(folder / f"img{i:02d}.png")
+    return written
+
+
+@pytest.fixture
+def class_root(tmp_path):
+    root = tmp_path / "mine"
+    pngs = {}
+    for c, (name, n) in enumerate(CLASSES.items()):
+        pngs.update({f"{name}/{k}": v for k, v in write_class(root / name, n, 100 * c).items()})
+    (root / "notes.txt").write_text("not a class")
+    (root / ".hidden").mkdir()
+    return root, pngs
+
+
+@pytest.fixture
+def split_root(tmp_path):
+    root = tmp_path / "given"
+    for split, n in (("train", 5), ("test", 2)):
+        for c, name in enumerate(("cat", "dog")):
+            write_class(root / split / name, n + c, 1000 * c + (split == "test"))
+    return root
+
+
+def test_class_folders_seeded_split(class_root, tmp_path):
+    root, pngs = class_root
+    data = load(root, image_size=SIZE, cache_dir=str(tmp_path / "cache"))
+    assert data.name == "folder" and data.class_names == ["apple", "mango", "zebra"]
+    # 30% of each class (rounded) is the test pool: 7 -> 2, 4 -> 1, 10 -> 3
+    assert data.source["per_class"] == {
+        "apple": {"train": 5, "test": 2}, "mango": {"train": 3, "test": 1}, "zebra": {"train": 7, "test": 3}
+    }
+    assert data.train_labels.tolist() == [0] * 5 + [1] * 3 + [2] * 7
+    assert data.test_labels.tolist() == [0] * 2 + [1] + [2] * 3
+    assert data.train_images.shape == (15, 3, SIZE, SIZE) and data.test_images.shape == (6, 3, SIZE, SIZE)
+    assert data.train_images.dtype == torch.uint8 and data.train_labels.dtype == torch.int64
+    src = data.source
+    assert src["layout"] == "class-folders" and src["root"] == str(root.resolve())
+    assert "seed 0" in src["split_rule"]
+    assert data.val_from == "train" and data.default_val_fraction == 0.2
+    # PNGs at the target size are kept pixel for pixel, wherever the split put them
+    got = {bytes(x.permute(1, 2, 0).numpy()) for x in torch.cat([data.train_images, data.test_images])}
+    assert {bytes(p) for p in pngs.values()} <= got
+
+
+def test_seeded_split_is_fixed_and_per_class(class_root, tmp_path):
+    root, _ = class_root
+    first = load(root, image_size=SIZE, cache_dir=str(tmp_path / "c1"))
+    again = load(root, image_size=SIZE, cache_dir=str(tmp_path / "c2"))
+    assert torch.equal(first.test_images, again.test_images)
+    assert torch.equal(first.train_images, again.train_images)
+    # another class does not move this class's split
+    write_class(root / "banana", 6, 7)
+    more = load(root, image_size=SIZE, cache_dir=str(tmp_path / "c1"))
+    assert more.class_names == ["apple", "banana", "mango", "zebra"] and not more.source["cache_hit"]
+    for name in ("apple", "zebra"):
+        old, new = first.class_names.index(name), more.class_names.index(name)
+        before, after = first.test_images[first.test_labels == old], more.test_images[more.test_labels == new]
+        assert torch.equal(before, after)
+    # the share is a key: a larger one, a different test pool
+    larger = load(root, image_size=SIZE, test_fraction=0.5, cache_dir=str(tmp_path / "c1"))
+    assert larger.source["per_class"]["zebra"] == {"train": 5, "test": 5} and not larger.source["cache_hit"]
+
+
+def test_given_train_and_test_folders(split_root, tmp_path):
+    data = load(split_root, image_size=24, val_fraction=0.4, cache_dir=str(tmp_path / "cache"))
+    assert data.class_names == ["cat", "dog"] and data.source["layout"] == "train-test"
+    assert data.train_labels.tolist() == [0] * 5 + [1] * 6 and data.test_labels.tolist() == [0] * 2 + [1] * 3
+    assert data.train_images.shape == (11, 3, 24, 24)  # resized from 16 and 40 px
+    assert data.source["per_class"] == {"cat": {"train": 5, "test": 2}, "dog": {"train": 6, "test": 3}}
+    # the test folder's first cat image, resized as the other sources do (PIL, bilinear)
+    with Image.open(split_root / "test" / "cat" / "img00.png") as im:
+        first = np.asarray(im.resize((24, 24), Image.Resampling.BILINEAR))
+    assert np.array_equal(data.test_images[0].permute(1, 2, 0).numpy(), first)
+    # val_fraction is the alteration protocol's share of the train pool
+    assert data.default_val_fraction == 0.4
+    specs = {
+        "val": {"name": "block_perm", "n": 2, "thickness": 1},
+        "test": {"name": "strokes", "n": 2, "thickness": 1},
+    }
+    splits = protocols.alteration(data, specs, seed=0, progress=False)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (7, 8, 10)
+    ova = protocols.one_vs_all(data, normal_class=1, seed=0)
+    assert (ova.test.labels == 0).sum() == 3
+
+
+def test_cache_hit_and_invalidation(class_root, tmp_path, monkeypatch):
+    root, _ = class_root
+    cache = str(tmp_path / "cache")
+    first = load(root, image_size=SIZE, cache_dir=cache)
+    with monkeypatch.context() as patch:
+        patch.setattr(decode, "iter_decoded", lambda *a, **k: pytest.fail("decoded despite the cache"))
+        second = load(root, image_size=SIZE, cache_dir=cache)
+    assert second.source["cache_hit"] and second.source["cache_path"] == first.source["cache_path"]
+    assert torch.equal(first.train_images, second.train_images)
+    Image.fromarray(picture(999)).save(root / "mango" / "new.png")
+    assert not load(root, image_size=SIZE, cache_dir=cache).source["cache_hit"]
+
+
+def test_node_is_registered_and_reads_the_environment(split_root, monkeypatch):
+    monkeypatch.setenv("DSVDD_FOLDER_ROOT", str(split_root))
+    node = ConfigStore.instance().load("dataset/folder.yaml").node
+    assert node.root == str(split_root) and node.image_size == 32 and node.name == "folder"
+    data = build(node).load(progress=False)
+    assert data.class_names == ["cat", "dog"] and data.image_size == 32
+
+
+def _message(root, **keys) -> str:
+    with pytest.raises(DatasetRootError) as exc:
+        load(root, **keys)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith("dataset.root")
+    return msg
+
+
+def test_errors(tmp_path, class_root, split_root, monkeypatch):
+    monkeypatch.delenv("DSVDD_FOLDER_ROOT", raising=False)
+    with pytest.raises(DatasetRootError, match="dataset.root is not set.*DSVDD_FOLDER_ROOT"):
+        build(OmegaConf.structured(FolderConfig)).load(progress=False)
+    msg = _message(tmp_path / "nope")
+    assert "does not exist" in msg and str(tmp_path / "nope") in msg and "download" not in msg
+    (tmp_path / "flat").mkdir()
+    Image.fromarray(picture(0)).save(tmp_path / "flat" / "a.png")
+    assert "holds no class folders; expected one sub-folder per class" in _message(tmp_path / "flat")
+    write_class(tmp_path / "one" / "only", 3, 0)
+    assert "the root holds 1 class folder(s), at least 2 are needed" in _message(tmp_path / "one")
+
+    root, _ = class_root
+    (root / "empty").mkdir()
+    (root / "empty" / "readme.txt").write_text("no images")
+    assert "class folder(s) empty/ hold no images" in _message(root)
+
+    (split_root / "test" / "dog").rename(split_root / "test" / "cow")
+    assert "train/ holds the classes cat, dog but test/ holds cat, cow" in _message(split_root)
+    write_class(split_root / "test" / "bird", 0, 0)
+    assert "hold no images" in _message(split_root)
+    (tmp_path / "half" / "train" / "a").mkdir(parents=True)
+    assert "found train/ but not test/ beside it" in _message(tmp_path / "half")
+
+    tiny = tmp_path / "tiny"
+    for name in ("a", "b"):
+        write_class(tiny / name, 1, 0)
+    assert "the test pool is empty" in _message(tiny)  # round(0.3 x 1) = 0 test images per class
+    assert "the train pool is empty" in _message(tiny, test_fraction=0.6)
