@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.utils import get_method
@@ -58,7 +58,7 @@ class TrainerConfig:
     batch_size: int = 50
     eval_batch_size: int = 500
     device: str = "auto"
-    num_threads: Optional[int] = None
+    num_threads: int | None = None
     # an epoch counts as collapsed when the validation features' variance falls below
     # collapse_ratio x their mean second moment (see dsvdd_repro/evaluation.py)
     collapse_ratio: float = 1e-3
@@ -81,9 +81,9 @@ class ProfileConfig:
     when it can be had, else random initialisation)."""
 
     name: str = "paper"
-    max_train: Optional[int] = None
-    max_val: Optional[int] = None
-    max_test: Optional[int] = None
+    max_train: int | None = None
+    max_val: int | None = None
+    max_test: int | None = None
     weights: str = "imagenet"
 
     def __post_init__(self) -> None:
@@ -95,7 +95,7 @@ class ProfileConfig:
 class Config:
     dataset: Any = MISSING
     setup: Any = MISSING
-    anomaly: Optional[AnomalyConfig] = None
+    anomaly: AnomalyConfig | None = None
     method: Any = MISSING
     model: Any = None
     objective: Any = None
@@ -105,7 +105,7 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     # the paper's table row, named by conf/variant/<name>.yaml; null = named after method/regularizer
-    variant: Optional[str] = None
+    variant: str | None = None
     # initialisation, batch order, the noise labels, and (today) the split and the anomalies
     seed: int = 0
 

@@ -140,6 +140,24 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("resolve_weights", resolve_weights)
 
 
+class RunDirError(ValueError):
+    """The run folder already holds a finished run of another configuration."""
+
+
+def finished_run(run_dir: Path, run_identity: dict) -> dict | None:
+    """The metrics of the finished run in `run_dir`, or None; a finished run of another identity
+    there is an error (it is never overwritten)."""
+    existing = read_metrics(run_dir)
+    if not existing or existing.get("status") != "done":
+        return None
+    conflicts = conflicting_keys(existing.get("config", {}), run_identity)
+    if conflicts or "config" not in existing:
+        shown = ", ".join(conflicts[:5]) or "no recorded config"
+        raise RunDirError(f"{Path(run_dir) / METRICS_FILE} is a finished run of a different configuration "
+                          f"({shown}); choose another hydra.run.dir or remove that folder")
+    return existing
+
+
 def _git(*args: str) -> str | None:
     try:
         out = subprocess.run(

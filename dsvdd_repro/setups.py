@@ -6,7 +6,6 @@ anomaly generator alters them. Each node checks its own values and calls the pro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .data import protocols
 from .data.images import NaturalImages
@@ -20,9 +19,9 @@ SPLITS = ("train", "val", "test")
 class AnomalySplit:
     """Per-split anomaly settings; a key left null takes the group's own value."""
 
-    name: Optional[str] = None
-    n: Optional[int] = None
-    thickness: Optional[int] = None
+    name: str | None = None
+    n: int | None = None
+    thickness: int | None = None
 
 
 @dataclass
@@ -86,7 +85,7 @@ class OneVsAllSetup(SemiSupervised):
     name: str = "one_vs_all"
     normal_class: int = 0
     train_fraction: float = 0.8
-    labeled_anomaly_class: Optional[int] = None
+    labeled_anomaly_class: int | None = None
 
     def __post_init__(self) -> None:
         at_least("normal_class", self.normal_class, 0)
@@ -116,7 +115,7 @@ class AlterationSetup(SemiSupervised):
     of the training set."""
 
     name: str = "alteration"
-    val_fraction: Optional[float] = None
+    val_fraction: float | None = None
 
     def __post_init__(self) -> None:
         if self.val_fraction is not None:

@@ -24,17 +24,18 @@ from omegaconf import DictConfig, OmegaConf
 from .config import anomaly, register_configs, validate
 from .data.cache import default_cache_root
 from .data.errors import DatasetRootError
+from .data.protocols import ProtocolSplits
 from .evaluation import auroc
 from .methods.base import RunContext
 from .models.weights import WeightsError
 from .runs import (
     METRICS_FILE,
     SCORES_FILE,
+    RunDirError,
     config_hash,
-    conflicting_keys,
+    finished_run,
     identity,
     provenance,
-    read_metrics,
     run_axes,
     write_json,
     write_scores,
@@ -47,10 +48,6 @@ log = logging.getLogger("dsvdd_repro")
 INPUT_ERRORS = (ConfigError, DatasetRootError, WeightsError)
 
 register_configs()
-
-
-class RunDirError(ValueError):
-    """The run folder already holds a finished run of another configuration."""
 
 
 def seed_everything(seed: int) -> None:
@@ -67,18 +64,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def finished_run(run_dir: Path, run_identity: dict) -> dict | None:
-    """The metrics of the finished run in `run_dir`, or None; a finished run of another
-    identity there is an error (it is never overwritten)."""
-    existing = read_metrics(run_dir)
-    if not existing or existing.get("status") != "done":
-        return None
-    conflicts = conflicting_keys(existing.get("config", {}), run_identity)
-    if conflicts or "config" not in existing:
-        shown = ", ".join(conflicts[:5]) or "no recorded config"
-        raise RunDirError(f"{run_dir / METRICS_FILE} is a finished run of a different configuration ({shown}); "
-                          "choose another hydra.run.dir or remove that folder")
-    return existing
+def make_splits(cfg: DictConfig, images) -> ProtocolSplits:
+    """The run's train / val / test splits of `images`: its setup's protocol, its anomalies, its profile's caps."""
+    limits = {key: cfg.profile[key] for key in ("max_train", "max_val", "max_test")}
+    return OmegaConf.to_object(cfg.setup).splits(images, cfg.seed, limits, anomaly(cfg), cfg.trainer.progress)
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
@@ -97,8 +86,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = resolve_device(cfg.trainer.device)
     images = build(cfg.dataset).load(progress=cfg.trainer.progress)
-    limits = {key: cfg.profile[key] for key in ("max_train", "max_val", "max_test")}
-    splits = OmegaConf.to_object(cfg.setup).splits(images, cfg.seed, limits, anomaly(cfg), cfg.trainer.progress)
+    splits = make_splits(cfg, images)
     log.info("splits: %s", splits.sizes())
     context = RunContext(cfg, images.image_size, device, default_cache_root(cfg.dataset.get("cache_dir")))
     # loads weights: fails here, before any training, if they cannot be had

@@ -22,7 +22,7 @@ from dsvdd_repro.models.resnet import ResNet18Features
 
 def make_step(kind: str, net, device, image_size: int):
     center = torch.full((net.feature_dim(image_size),), 0.1, device=device)
-    regularizer = {"noise": lambda: NoiseRegularizer(512, 50), "variance": lambda: VarianceRegularizer()}.get(kind)
+    regularizer = {"noise": lambda: NoiseRegularizer(512, k=50), "variance": lambda: VarianceRegularizer()}.get(kind)
     regularizer = regularizer().to(device) if regularizer else None
     weight = LossWeight("adaptive")
     params = list(net.parameters()) + (list(regularizer.parameters()) if regularizer else [])

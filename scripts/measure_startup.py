@@ -5,7 +5,7 @@
         setup=alteration anomaly=strokes anomaly.thickness=5 --touch
 
 Composes the configuration exactly as `python -m dsvdd_repro.train` does, then times
-`load_natural_images` (a first run decodes into the cache, a later run maps it) and the protocol
+`build(cfg.dataset).load()` (a first run decodes into the cache, a later run maps it) and the protocol
 split, and with `--touch` reads every batch of every split once (what one epoch plus validation and
 test scoring read, without a model); `--hold=S` then waits S seconds and measures again (start two
 at once to see them share the cache's pages: Pss_File halves). Prints one JSON object: the times, the split sizes, whether the
@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from dsvdd_repro.config import validate  # noqa: E402
-from dsvdd_repro.data.registry import load_natural_images  # noqa: E402
-from dsvdd_repro.train import build_splits  # noqa: E402
+from dsvdd_repro.schema import build  # noqa: E402
+from dsvdd_repro.train import make_splits  # noqa: E402 (imports register the config nodes)
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "dsvdd_repro" / "conf"
 
 
 def memory() -> dict:
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> dict:
     report: dict = {"overrides": overrides, "memory": {"start": memory()}}
 
     t0 = time.perf_counter()
-    images = load_natural_images(cfg.dataset)
+    images = build(cfg.dataset).load(progress=False)
     report["load_seconds"] = round(time.perf_counter() - t0, 3)
     report["cache_hit"] = images.source.get("cache_hit")
     report["cache_path"] = images.source.get("cache_path")
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> dict:
     report["memory"]["after_load"] = memory()
 
     t0 = time.perf_counter()
-    splits = build_splits(cfg, images)
+    splits = make_splits(cfg, images)
     report["splits_seconds"] = round(time.perf_counter() - t0, 3)
     report["splits"] = splits.sizes()
     report["altered_mib"] = round(

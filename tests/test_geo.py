@@ -75,10 +75,11 @@ def test_dirichlet_fit_recovers_known_parameters(alpha):
 
 def test_geo_end_to_end_writes_c2_outputs_and_nonconstant_scores(tmp_path):
     cfg = compose_config([
-        *TINY, "method=geo", "dataset.image_size=8", "dataset.n_train_per_class=10", "dataset.n_test_per_class=4",
-        "method.geo_epochs=2", "method.geo_max_samples_per_epoch=70", "method.val_max_samples=12",
-        "method.geo_fit_max_samples=5",
+        *TINY, "variant=geo", "dataset.image_size=8", "dataset.n_train_per_class=10", "dataset.n_test_per_class=4",
+        "trainer.epochs=2", "method.max_samples_per_epoch=70", "method.val_max_samples=12",
+        "method.fit_max_samples=5",
     ])
+    assert (cfg.optim.lr, cfg.optim.weight_decay) == (1e-4, 5e-4)  # GEO's, from conf/method_settings/geo.yaml
     metrics = train.run(cfg, tmp_path)
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk["status"] == "done" and on_disk["variant"] == "geo" and on_disk["epochs"] == 2

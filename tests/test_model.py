@@ -7,9 +7,9 @@ import torch
 from torchvision.models import ResNet18_Weights, resnet18
 
 from dsvdd_repro.models import weights as weights_module
-from dsvdd_repro.schema import ConfigError
 from dsvdd_repro.models.resnet import ResNet18Config, ResNet18Features
 from dsvdd_repro.models.weights import WeightsError
+from dsvdd_repro.schema import ConfigError
 
 
 def test_bias_false_zeroes_and_freezes_every_batchnorm_shift():

@@ -5,15 +5,13 @@ import json
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 import torch
+from omegaconf import OmegaConf
 from sklearn.decomposition import PCA
 
 from dsvdd_repro import train
 from dsvdd_repro.config import validate, variant_name
-from dsvdd_repro.schema import ConfigError
 from dsvdd_repro.data.protocols import SplitData
-from dsvdd_repro.models.resnet import ResNet18Config
 from dsvdd_repro.methods.features import (
     FeatureCache,
     FeatureExtractor,
@@ -24,6 +22,8 @@ from dsvdd_repro.methods.features import (
     subset,
 )
 from dsvdd_repro.methods.shallow import IForestDetector, OCSVMDetector, gamma_scale
+from dsvdd_repro.models.resnet import ResNet18Config
+from dsvdd_repro.schema import ConfigError
 from tests.conftest import TINY, compose_config
 
 

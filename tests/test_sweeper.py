@@ -1,6 +1,6 @@
 """The grid sweeper (hydra_plugins/dsvdd_repro_sweeper/grid_sweeper.py, `hydra/sweeper=grid`).
 
-Self-contained: the app under tests/sweeper_conf/ (groups variant, objective, regularizer, experiment,
+Self-contained: the app under tests/sweeper_conf/ (groups variant, loss, penalty, experiment,
 profile) stands in for dsvdd_repro's config tree, so these tests do not depend on it. The expansion is
 tested with a fake composer (exact job lists, compositions counted) and with the app's real
 compositions; the sweeper itself by running the app with `-m` (basic and joblib launchers).
@@ -35,19 +35,19 @@ from hydra_plugins.dsvdd_repro_sweeper.grid_sweeper import (
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "tests" / "sweeper_conf" / "app.py"
 CONF = APP.parent / "conf"
-GROUPS = {"variant", "objective", "regularizer", "experiment", "profile"}
+GROUPS = {"variant", "loss", "penalty", "experiment", "profile"}
 
 # The app's defaults and variants (tests/sweeper_conf/conf), for the fake composer.
-DEFAULTS = {"objective": "one_class", "regularizer": "noise", "variant": None}
+DEFAULTS = {"loss": "one_class", "penalty": "noise", "variant": None}
 VARIANTS = {
     "base": {},
     "bias": {},
-    "var": {"regularizer": "variance"},
-    "flat": {"regularizer": None, "objective": None},
+    "var": {"penalty": "variance"},
+    "flat": {"penalty": None, "loss": None},
 }
 OPTIONS = {
-    "objective": {"one_class": {"name": "one_class"}, "soft_boundary": {"name": "soft_boundary", "nu": 0.1}},
-    "regularizer": {"noise": {"name": "noise", "k": 5}, "variance": {"name": "variance", "weight": 1.0}},
+    "loss": {"one_class": {"name": "one_class"}, "soft_boundary": {"name": "soft_boundary", "nu": 0.1}},
+    "penalty": {"noise": {"name": "noise", "k": 5}, "variance": {"name": "variance", "weight": 1.0}},
 }
 
 
@@ -83,40 +83,40 @@ def axes(*arguments: str, params: dict | None = None, restrict: dict | None = No
 
 
 def test_an_axis_applies_only_to_the_jobs_whose_config_has_it():
-    jobs = expand_grid(axes("variant=flat,base", "regularizer.k=5,30"), FakeComposer()).jobs
+    jobs = expand_grid(axes("variant=flat,base", "penalty.k=5,30"), FakeComposer()).jobs
     assert jobs == [
         ["variant=flat"],
-        ["variant=base", "regularizer.k=5"],
-        ["variant=base", "regularizer.k=30"],
+        ["variant=base", "penalty.k=5"],
+        ["variant=base", "penalty.k=30"],
     ]
 
 
 def test_a_group_a_variant_removed_is_not_put_back():
     expansion = expand_grid(
-        axes("variant=base,flat,var", "objective=one_class,soft_boundary", "regularizer.k=5,30", "seed=3"),
+        axes("variant=base,flat,var", "loss=one_class,soft_boundary", "penalty.k=5,30", "seed=3"),
         FakeComposer(),
     )
     assert expansion.points == 12
     assert expansion.jobs == [
-        ["variant=base", "objective=one_class", "regularizer.k=5", "seed=3"],
-        ["variant=base", "objective=one_class", "regularizer.k=30", "seed=3"],
-        ["variant=base", "objective=soft_boundary", "regularizer.k=5", "seed=3"],
-        ["variant=base", "objective=soft_boundary", "regularizer.k=30", "seed=3"],
+        ["variant=base", "loss=one_class", "penalty.k=5", "seed=3"],
+        ["variant=base", "loss=one_class", "penalty.k=30", "seed=3"],
+        ["variant=base", "loss=soft_boundary", "penalty.k=5", "seed=3"],
+        ["variant=base", "loss=soft_boundary", "penalty.k=30", "seed=3"],
         ["variant=flat", "seed=3"],
-        ["variant=var", "objective=one_class", "seed=3"],
-        ["variant=var", "objective=soft_boundary", "seed=3"],
+        ["variant=var", "loss=one_class", "seed=3"],
+        ["variant=var", "loss=soft_boundary", "seed=3"],
     ]
 
 
 def test_a_group_axis_without_a_variant_applies_and_fixed_overrides_apply_to_every_job():
-    # regularizer=noise,variance puts back k for its own choices; a fixed override is never dropped
+    # penalty=noise,variance puts back k for its own choices; a fixed override is never dropped
     jobs = expand_grid(
-        axes("regularizer=noise,variance", "regularizer.k=5,30", "seed=1"), FakeComposer()
+        axes("penalty=noise,variance", "penalty.k=5,30", "seed=1"), FakeComposer()
     ).jobs
     assert jobs == [
-        ["regularizer=noise", "regularizer.k=5", "seed=1"],
-        ["regularizer=noise", "regularizer.k=30", "seed=1"],
-        ["regularizer=variance", "seed=1"],
+        ["penalty=noise", "penalty.k=5", "seed=1"],
+        ["penalty=noise", "penalty.k=30", "seed=1"],
+        ["penalty=variance", "seed=1"],
     ]
 
 
@@ -124,7 +124,7 @@ def test_compositions_are_per_group_combination_and_cached():
     composer = FakeComposer()
     grid = axes(
         "variant=base,bias,var,flat",
-        "regularizer.k=range(10)",
+        "penalty.k=range(10)",
         "seed=range(10)",
         "data.normal_class=range(8)",
         "data.labeled=range(5)",
@@ -147,16 +147,16 @@ def test_compositions_are_per_group_combination_and_cached():
 def test_without_group_configs_are_cached_across_combinations():
     composer = FakeComposer()
     expansion = expand_grid(
-        axes("variant=base,flat", "objective=one_class,soft_boundary", "seed=0,1"), composer
+        axes("variant=base,flat", "loss=one_class,soft_boundary", "seed=0,1"), composer
     )
     assert len(composer.calls) == len({tuple(call) for call in composer.calls}) == expansion.compositions
-    # [], without objective: [variant=base], [variant=flat]; the jobs' group configs: 2 for base (the
-    # flat one without objective is [variant=flat] again)
+    # [], without loss: [variant=base], [variant=flat]; the jobs' group configs: 2 for base (the
+    # flat one without loss is [variant=flat] again)
     assert composer.calls == [
         [],
         ["variant=base"],
-        ["variant=base", "objective=one_class"],
-        ["variant=base", "objective=soft_boundary"],
+        ["variant=base", "loss=one_class"],
+        ["variant=base", "loss=soft_boundary"],
         ["variant=flat"],
     ]
     assert len(expansion.jobs) == 2 * 2 + 2
@@ -168,9 +168,9 @@ def test_command_line_wins_in_params_order_and_restrict_replaces_params_sweeps_o
         "data.normal_class=1,2",
         "model.bias=true",
         "name='a,b'",
-        params={"variant": "base,flat", "regularizer.k": "5,30", "seed": "range(2)"},
+        params={"variant": "base,flat", "penalty.k": "5,30", "seed": "range(2)"},
         restrict={
-            "regularizer.k": "5",
+            "penalty.k": "5",
             "data.normal_class": "3",
             "model.bias": "false",
             "data.labeled": "1,2",
@@ -178,7 +178,7 @@ def test_command_line_wins_in_params_order_and_restrict_replaces_params_sweeps_o
     )
     assert grid == [
         Axis("variant", ("variant=base", "variant=flat"), group=True),
-        Axis("regularizer.k", ("regularizer.k=5",)),
+        Axis("penalty.k", ("penalty.k=5",)),
         Axis("seed", ("seed=7",)),  # params' axis, the command line's value
         Axis("data.normal_class", ("data.normal_class=1", "data.normal_class=2")),  # the user's, not restrict's
         Axis("model.bias", ("model.bias=true",), checked=False),
@@ -202,7 +202,7 @@ def test_sweep_syntax_is_hydras():
 def test_real_compositions_agree_with_the_fake_and_are_few():
     arguments = [
         "variant=base,bias,var,flat",
-        "regularizer.k=range(10)",
+        "penalty.k=range(10)",
         "seed=range(10)",
         "data.normal_class=range(8)",
         "data.labeled=range(5)",
@@ -241,15 +241,15 @@ def run_app(sweep_dir: Path, *args: str) -> tuple[list[dict], str]:
     return sorted(records, key=lambda record: record["num"]), proc.stdout + proc.stderr
 
 
-GRID = ["variant=base,flat,var", "objective=one_class,soft_boundary", "regularizer.k=5,30", "seed=3"]
+GRID = ["variant=base,flat,var", "loss=one_class,soft_boundary", "penalty.k=5,30", "seed=3"]
 GRID_JOBS = [
-    ["variant=base", "objective=one_class", "regularizer.k=5", "seed=3"],
-    ["variant=base", "objective=one_class", "regularizer.k=30", "seed=3"],
-    ["variant=base", "objective=soft_boundary", "regularizer.k=5", "seed=3"],
-    ["variant=base", "objective=soft_boundary", "regularizer.k=30", "seed=3"],
+    ["variant=base", "loss=one_class", "penalty.k=5", "seed=3"],
+    ["variant=base", "loss=one_class", "penalty.k=30", "seed=3"],
+    ["variant=base", "loss=soft_boundary", "penalty.k=5", "seed=3"],
+    ["variant=base", "loss=soft_boundary", "penalty.k=30", "seed=3"],
     ["variant=flat", "seed=3"],
-    ["variant=var", "objective=one_class", "seed=3"],
-    ["variant=var", "objective=soft_boundary", "seed=3"],
+    ["variant=var", "loss=one_class", "seed=3"],
+    ["variant=var", "loss=soft_boundary", "seed=3"],
 ]
 
 
@@ -290,8 +290,8 @@ def test_the_sweeper_launches_each_applicable_job_once(tmp_path):
     assert [record["overrides"] for record in records] == GRID_JOBS
     assert "sweep: 12 grid points are 7 distinct runs" in output
     flat = records[4]["config"]
-    assert "objective" not in flat and "regularizer" not in flat and flat["seed"] == 3
-    assert records[0]["config"]["regularizer"] == {"name": "noise", "k": 5}
+    assert "loss" not in flat and "penalty" not in flat and flat["seed"] == 3
+    assert records[0]["config"]["penalty"] == {"name": "noise", "k": 5}
 
 
 @pytest.mark.slow
@@ -302,10 +302,10 @@ def test_params_restrict_and_batches_of_one(tmp_path):
     # data.labeled: the command line's value wins over the profile's restriction
     fixed = ["experiment=grid", "profile=small", "data.labeled=2"]
     assert [record["overrides"] for record in records] == [
-        ["variant=base", "regularizer.k=5", "seed=0", *fixed],
-        ["variant=base", "regularizer.k=5", "seed=1", *fixed],
-        ["variant=base", "regularizer.k=50", "seed=0", *fixed],
-        ["variant=base", "regularizer.k=50", "seed=1", *fixed],
+        ["variant=base", "penalty.k=5", "seed=0", *fixed],
+        ["variant=base", "penalty.k=5", "seed=1", *fixed],
+        ["variant=base", "penalty.k=50", "seed=0", *fixed],
+        ["variant=base", "penalty.k=50", "seed=1", *fixed],
         ["variant=flat", "seed=0", *fixed],
         ["variant=flat", "seed=1", *fixed],
     ]

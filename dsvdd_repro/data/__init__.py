@@ -1,8 +1,7 @@
 """Data: natural image sources, the paper's protocols (splits) and the anomaly generators.
 
-Importing the package registers every dataset option's config node (`dataset=cifar10`, `voc2012`,
-`wikiart`, `folder`, `fake`) in Hydra's ConfigStore; `schema.build(cfg.dataset).load()` then gives
-the decoded images (NaturalImages).
+Each source module (`cifar10`, `voc2012`, `wikiart`, `folder`, `fake`) defines its `dataset` config
+node beside its `ImageSource`; `dsvdd_repro.config.register_configs` imports every module of this
+package, so a new source is one new module. `schema.build(cfg.dataset).load()` gives the decoded
+images (NaturalImages).
 """
-
-from . import cifar10, fake, folder, voc2012, wikiart  # noqa: F401 - registers the dataset nodes

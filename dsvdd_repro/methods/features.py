@@ -26,11 +26,11 @@ so stale features are never served. Hashing a CIFAR-10 split costs well under a 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import hashlib
 import json
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

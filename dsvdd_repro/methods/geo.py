@@ -34,7 +34,6 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -173,11 +172,11 @@ class GEOConfig:
     _target_: str = "dsvdd_repro.methods.geo.GEO"
     name: str = "geo"
     # validation rows scored once after training (each costs 72 forward passes); null = all
-    val_max_samples: Optional[int] = 2000
+    val_max_samples: int | None = 2000
     # a seeded random subset of the n_train x 72 (image, transform) pairs per epoch; null = all
-    max_samples_per_epoch: Optional[int] = None
+    max_samples_per_epoch: int | None = None
     # the Dirichlets are fitted on a seeded subsample of at most this many training images; null = all
-    fit_max_samples: Optional[int] = None
+    fit_max_samples: int | None = None
 
     def __post_init__(self) -> None:
         for key in ("val_max_samples", "max_samples_per_epoch", "fit_max_samples"):

@@ -29,7 +29,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
@@ -120,7 +119,7 @@ class ShallowDetector(Detector):
 class ShallowConfig:
     # Seeded validation subsample (at most half per label) for OC-SVM's selection and the
     # baselines' val AUC; null = the whole split.
-    val_max_samples: Optional[int] = 2000
+    val_max_samples: int | None = 2000
 
     def check_val_max_samples(self) -> None:
         at_least("val_max_samples", self.val_max_samples, 2, nullable=True)
@@ -134,10 +133,10 @@ class OCSVMConfig(ShallowConfig):
 
     _target_: str = "dsvdd_repro.methods.shallow.OCSVMDetector.from_context"
     name: str = "ocsvm"
-    nus: List[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.5])
-    gamma_exponents: List[int] = field(default_factory=lambda: [-8, -6, -4, -2, 0, 2, 4, 6])
+    nus: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.5])
+    gamma_exponents: list[int] = field(default_factory=lambda: [-8, -6, -4, -2, 0, 2, 4, 6])
     # kernel SVMs scale quadratically: train on a seeded subsample of at most this many rows
-    max_train: Optional[int] = 10000
+    max_train: int | None = 10000
 
     def __post_init__(self) -> None:
         self.check_val_max_samples()

@@ -26,7 +26,6 @@ import copy
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -55,7 +54,7 @@ class DeepSVDDConfig:
     # Re-estimate batch norm's running statistics on the training set (a train-mode pass without
     # gradients) before c is computed: null = only for random initialisation (model.weights=none),
     # whose running statistics (0, 1) make the eval-mode features that fix c unlike the trained ones.
-    calibrate_bn: Optional[bool] = None
+    calibrate_bn: bool | None = None
 
     def __post_init__(self) -> None:
         positive("center_eps", self.center_eps)
