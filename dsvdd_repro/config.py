@@ -36,7 +36,6 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 @config_node("optim", "adam")
-@dataclass
 class AdamConfig:
     """Section V-B: Adam with weight decay lambda; the head g at `lr`, every other layer at
     lr x backbone_lr_factor (0.1), no learning-rate schedule."""

@@ -14,6 +14,7 @@ This module imports nothing of the package, so every layer (data, models, method
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
@@ -36,11 +37,13 @@ class ConfigError(ValueError):
 
 
 def config_node(group: str, name: str) -> Callable[[type[T]], type[T]]:
-    """Class decorator: store the dataclass as option `name` of config group `group`."""
+    """Class decorator: make the class a dataclass and store it as option `name` of config group
+    `group` (its keys' defaults are the option's defaults)."""
 
     def register(cls: type[T]) -> type[T]:
-        ConfigStore.instance().store(group=group, name=name, node=cls)
-        return cls
+        node = dataclass(cls)
+        ConfigStore.instance().store(group=group, name=name, node=node)
+        return node
 
     return register
 

@@ -76,7 +76,6 @@ class SemiSupervised:
 
 
 @config_node("setup", "one_vs_all")
-@dataclass
 class OneVsAllSetup(SemiSupervised):
     """One class is normal; `train_fraction` of its train images train, every other train image
     validates, the official test set tests. Semi-supervised: `labeled_anomaly_fraction` of ONE
@@ -106,7 +105,6 @@ class OneVsAllSetup(SemiSupervised):
 
 
 @config_node("setup", "alteration")
-@dataclass
 class AlterationSetup(SemiSupervised):
     """All classes pooled as normal; a share of one pool validates; every validation and test
     image gets one altered counterpart. `val_fraction` null = the dataset's rule (CIFAR-10,

@@ -283,3 +283,16 @@ def test_the_report_runs_from_any_folder_with_the_package_alone(tmp_path):
     where = subprocess.run([sys.executable, "-c", code],
                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
     assert where.stdout.strip() == str(site / "dsvdd_repro" / "published" / "tables.csv")
+
+
+def test_baselines_without_a_network_or_an_objective_fill_their_cells(tmp_path):
+    """A PCA baseline has no model (pooling None), no objective, no optimiser (lr None): its runs
+    still fill its Table III cell, and CNN baselines theirs."""
+    baseline = {"objective": None, "lr": None, "backbone_lr_factor": None, "regularizer": None, "weighting": None}
+    write_runs(tmp_path, [
+        metrics("ocsvm_pca", 0.61, pooling=None, bias=None, weights=None, method="ocsvm", features="pca", **baseline),
+        metrics("ocsvm_cnn", 0.71, method="ocsvm", features="cnn", **baseline),
+    ])
+    cells = table_cells(collect_runs(tmp_path), load_published(), "III").set_index(["variant", "column_label"])
+    assert cells.loc[("ocsvm_pca", "One-vs-all"), "ours_mean"] == pytest.approx(61.0)
+    assert cells.loc[("ocsvm_cnn", "One-vs-all"), "ours_mean"] == pytest.approx(71.0)

@@ -76,6 +76,17 @@ class FakeComposer:
         )
 
 
+GRID = ["variant=base,flat,var", "loss=one_class,soft_boundary", "penalty.k=5,30", "seed=3"]
+GRID_JOBS = [
+    ["variant=base", "loss=one_class", "penalty.k=5", "seed=3"],
+    ["variant=base", "loss=one_class", "penalty.k=30", "seed=3"],
+    ["variant=base", "loss=soft_boundary", "penalty.k=5", "seed=3"],
+    ["variant=base", "loss=soft_boundary", "penalty.k=30", "seed=3"],
+    ["variant=flat", "seed=3"],
+    ["variant=var", "loss=one_class", "seed=3"],
+    ["variant=var", "loss=soft_boundary", "seed=3"],
+]
+
 def axes(*arguments: str, params: dict | None = None, restrict: dict | None = None) -> list[Axis]:
     return grid_axes(
         list(arguments), params or {}, restrict or {}, OverridesParser.create(), GROUPS.__contains__
@@ -92,20 +103,9 @@ def test_an_axis_applies_only_to_the_jobs_whose_config_has_it():
 
 
 def test_a_group_a_variant_removed_is_not_put_back():
-    expansion = expand_grid(
-        axes("variant=base,flat,var", "loss=one_class,soft_boundary", "penalty.k=5,30", "seed=3"),
-        FakeComposer(),
-    )
+    expansion = expand_grid(axes(*GRID), FakeComposer())
     assert expansion.points == 12
-    assert expansion.jobs == [
-        ["variant=base", "loss=one_class", "penalty.k=5", "seed=3"],
-        ["variant=base", "loss=one_class", "penalty.k=30", "seed=3"],
-        ["variant=base", "loss=soft_boundary", "penalty.k=5", "seed=3"],
-        ["variant=base", "loss=soft_boundary", "penalty.k=30", "seed=3"],
-        ["variant=flat", "seed=3"],
-        ["variant=var", "loss=one_class", "seed=3"],
-        ["variant=var", "loss=soft_boundary", "seed=3"],
-    ]
+    assert expansion.jobs == GRID_JOBS
 
 
 def test_a_group_axis_without_a_variant_applies_and_fixed_overrides_apply_to_every_job():
@@ -241,16 +241,6 @@ def run_app(sweep_dir: Path, *args: str) -> tuple[list[dict], str]:
     return sorted(records, key=lambda record: record["num"]), proc.stdout + proc.stderr
 
 
-GRID = ["variant=base,flat,var", "loss=one_class,soft_boundary", "penalty.k=5,30", "seed=3"]
-GRID_JOBS = [
-    ["variant=base", "loss=one_class", "penalty.k=5", "seed=3"],
-    ["variant=base", "loss=one_class", "penalty.k=30", "seed=3"],
-    ["variant=base", "loss=soft_boundary", "penalty.k=5", "seed=3"],
-    ["variant=base", "loss=soft_boundary", "penalty.k=30", "seed=3"],
-    ["variant=flat", "seed=3"],
-    ["variant=var", "loss=one_class", "seed=3"],
-    ["variant=var", "loss=soft_boundary", "seed=3"],
-]
 
 
 class FakeLauncher:

@@ -19,13 +19,12 @@ from __future__ import annotations
 import logging
 import pathlib
 import pickle
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..schema import config_node, positive
+from ..schema import config_node
 from .errors import root_error
-from .source import IMAGE_EXTENSIONS, ImageSource, Pools, image_files, sub_folders
+from .source import IMAGE_EXTENSIONS, FilesConfig, ImageSource, Pools, image_files, sub_folders
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +40,13 @@ PICKLE_LAYOUT, FOLDER_LAYOUT = "torchvision-pickle", "image-folder"
 
 
 @config_node("dataset", "cifar10")
-@dataclass
-class CIFAR10Config:
+class CIFAR10Config(FilesConfig):
     """CIFAR-10: torchvision's cifar-10-batches-py/ or image folders {train,test}/<class>/*.jpg.
     The root defaults to $DSVDD_CIFAR10_ROOT so that CI and `make` can point at the offline copy."""
 
     _target_: str = "dsvdd_repro.data.cifar10.CIFAR10"
     name: str = "cifar10"
-    root: str | None = "${oc.env:DSVDD_CIFAR10_ROOT,null}"
-    # download cifar-10-python.tar.gz into root with torchvision when no layout is there
-    download: bool = False
-    image_size: int = 32
-    # the decoded-image cache; null = $DSVDD_CACHE_DIR, else ~/.cache/dsvdd_repro
-    cache_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        positive("image_size", self.image_size)
+    root: str | None = "${oc.env:DSVDD_CIFAR10_ROOT,null}"  # download: cifar-10-python.tar.gz
 
 
 def _layout_at(folder: pathlib.Path) -> pathlib.Path | None:

@@ -9,7 +9,6 @@ block permutations and strokes visibly change. Fully determined by `seed`.
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,7 +18,6 @@ from .images import NaturalImages
 
 
 @config_node("dataset", "fake")
-@dataclass
 class FakeConfig:
     """A small generated dataset (dsvdd_repro/data/fake.py) for tests and smoke runs: no files needed."""
 

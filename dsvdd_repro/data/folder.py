@@ -18,7 +18,6 @@ The alteration protocol validates on `val_fraction` of the given train pool.
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,7 +30,6 @@ SPLITS = ("train", "test")
 
 
 @config_node("dataset", "folder")
-@dataclass
 class FolderConfig:
     """Your own images: <root>/<class>/*.jpg|*.jpeg|*.png, or <root>/{train,test}/<class>/* for given
     splits (dsvdd_repro/data/folder.py). The root defaults to $DSVDD_FOLDER_ROOT."""

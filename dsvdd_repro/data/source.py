@@ -20,11 +20,28 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..schema import positive
 from .images import NaturalImages
 from .loader import load_images
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
+
+
+@dataclass
+class FilesConfig:
+    """The keys of a `dataset` node whose source reads files from `root` (subclassed by each such
+    node, which sets `_target_`, `name` and its own defaults)."""
+
+    root: str | None = None
+    # fetch the dataset into root with torchvision when no layout is there (where it can be had)
+    download: bool = False
+    image_size: int = 32
+    # the decoded-image cache; null = $DSVDD_CACHE_DIR, else ~/.cache/dsvdd_repro
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        positive("image_size", self.image_size)
 
 @dataclass
 class Pools:

@@ -22,14 +22,13 @@ decoded once into the cache (loader.py); the two list files are part of the cach
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from ..schema import config_node, positive
+from ..schema import config_node
 from .errors import root_error
-from .source import ImageSource, Pools, sub_folders
+from .source import FilesConfig, ImageSource, Pools, sub_folders
 
 YEAR = "2012"
 IMAGES_DIR = "JPEGImages"
@@ -41,8 +40,7 @@ VAL_FRACTION = 0.4  # of the given val set (the alteration protocol's default fo
 
 
 @config_node("dataset", "voc2012")
-@dataclass
-class VOC2012Config:
+class VOC2012Config(FilesConfig):
     """PASCAL VOC2012: the standard VOCdevkit/VOC2012 layout (JPEGImages/, ImageSets/Main/{train,val}.txt),
     found at the root, under VOC2012/ or VOCdevkit/VOC2012/, or one folder further down. download=true
     fetches VOCtrainval_11-May-2012.tar (~2 GB) through torchvision. All images are natural (one class);
@@ -53,14 +51,8 @@ class VOC2012Config:
 
     _target_: str = "dsvdd_repro.data.voc2012.VOC2012"
     name: str = "voc2012"
-    root: str | None = "${oc.env:DSVDD_VOC2012_ROOT,null}"
-    download: bool = False
+    root: str | None = "${oc.env:DSVDD_VOC2012_ROOT,null}"  # download: VOCtrainval_11-May-2012.tar
     image_size: int = 224
-    # the decoded-image cache; null = $DSVDD_CACHE_DIR, else ~/.cache/dsvdd_repro
-    cache_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        positive("image_size", self.image_size)
 
 
 def _looks_like_voc(folder: pathlib.Path) -> bool:

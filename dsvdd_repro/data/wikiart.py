@@ -31,13 +31,13 @@ from __future__ import annotations
 import csv
 import logging
 import pathlib
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
-from ..schema import ConfigError, config_node, positive
+from ..schema import ConfigError, config_node
 from .errors import root_error
-from .source import ImageSource, Pools, image_files, seeded_split, sub_folders
+from .source import FilesConfig, ImageSource, Pools, image_files, seeded_split, sub_folders
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +55,22 @@ ARTGAN_URL = "https://github.com/cs-chan/ArtGAN/tree/master/WikiArt%20Dataset"
 
 
 @config_node("dataset", "wikiart")
-@dataclass
-class WikiArtConfig:
+class WikiArtConfig(FilesConfig):
     """WikiArt in ArtGAN's layout: <root>/<Style_Name>/*.jpg, with style_train.csv / style_val.csv (at
     the root or in wikiart_csv/ beside or below it) when present, else a documented seeded 70/30 split
     per style. The root defaults to $DSVDD_WIKIART_ROOT."""
 
     _target_: str = "dsvdd_repro.data.wikiart.WikiArt"
     name: str = "wikiart"
-    root: str | None = "${oc.env:DSVDD_WIKIART_ROOT,null}"
-    # WikiArt cannot be downloaded automatically: true only logs a warning
-    download: bool = False
+    root: str | None = "${oc.env:DSVDD_WIKIART_ROOT,null}"  # download=true only warns: no automatic download
     image_size: int = 224
     # the styles to read (ArtGAN folder names); styles absent on disk are skipped with a warning
     # unless require_all_styles
     styles: list[str] = field(default_factory=lambda: list(WIKIART_PAPER_STYLES))
     require_all_styles: bool = False
-    # the decoded-image cache; null = $DSVDD_CACHE_DIR, else ~/.cache/dsvdd_repro
-    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
-        positive("image_size", self.image_size)
+        super().__post_init__()
         styles = list(self.styles)
         if not styles or len(set(styles)) != len(styles) or not all(isinstance(s, str) and s for s in styles):
             raise ConfigError(

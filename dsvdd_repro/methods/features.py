@@ -30,7 +30,6 @@ import hashlib
 import json
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -331,7 +330,6 @@ class FeatureCache:
 
 
 @config_node("features", "pca")
-@dataclass
 class PCAFeaturesConfig:
     """Raw pixels (Deep SVDD's protocol): l1 global contrast normalisation per image, [0, 1]
     min-max with the training set's range, then PCA fitted on the training set keeping the fewest
@@ -348,7 +346,6 @@ class PCAFeaturesConfig:
 
 
 @config_node("features", "cnn")
-@dataclass
 class CNNFeaturesConfig:
     """ResNet-18 features of the `model` node (its weights and pooling; intact, eval mode) after the
     global pooling layer (model.pooling=max: 512) or the flattened last feature map (none)."""

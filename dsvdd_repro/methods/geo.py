@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -165,7 +164,6 @@ class TransformClassifier(nn.Module):
 
 
 @config_node("method", "geo")
-@dataclass
 class GEOConfig:
     """GEO w/ Dirichlet on the `model` node, trained with the `optim` and `trainer` nodes."""
 

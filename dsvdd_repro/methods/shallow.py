@@ -126,7 +126,6 @@ class ShallowConfig:
 
 
 @config_node("method", "ocsvm")
-@dataclass
 class OCSVMConfig(ShallowConfig):
     """OC-SVM, RBF kernel, on the `features` node: nu x gamma = 2^k * gamma_scale (scikit-learn's
     "scale") chosen by validation AUC; fitted on (at most max_train) training rows only."""
@@ -149,7 +148,6 @@ class OCSVMConfig(ShallowConfig):
 
 
 @config_node("method", "iforest")
-@dataclass
 class IForestConfig(ShallowConfig):
     """Isolation Forest on the `features` node: `trees` trees of `max_samples` samples (Liu et
     al.), seeded with `seed`; nothing is selected."""

@@ -17,8 +17,6 @@ Choices the paper leaves open, and ours:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torchvision.models import resnet18
@@ -32,7 +30,6 @@ POOLINGS = ("max", "none")
 
 
 @config_node("model", "resnet18")
-@dataclass
 class ResNet18Config:
     """torchvision's ResNet-18 without its fc layer. bias=false: the standard deep SVDD constraints
     (every batch-norm shift zeroed and frozen). pooling: global max pooling of the last feature map

@@ -48,7 +48,8 @@ def _matches(runs: pd.DataFrame, cell: pd.Series, backbone_lr_factor: float, poo
             mask &= runs[key] == cell[key]
     if cell["objective"]:
         mask &= np.isclose(runs["backbone_lr_factor"].astype(float), backbone_lr_factor)
-    return mask & (runs["pooling"] == pooling)
+    # a run without a network (the PCA baselines) has no pooling layer to choose
+    return mask & ((runs["pooling"] == pooling) | runs["pooling"].isna())
 
 
 def _chosen(done: pd.DataFrame) -> str:

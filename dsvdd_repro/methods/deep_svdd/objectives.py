@@ -11,8 +11,6 @@ radius R, how R moves after the step, and the anomaly score.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ...schema import config_node, in_range, positive
@@ -79,7 +77,6 @@ def initial_center(mean_features: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 @config_node("objective", "one_class")
-@dataclass
 class OneClassConfig:
     """Eq. (2); with labeled samples Eq. (3), labeled samples weighted by eta."""
 
@@ -92,7 +89,6 @@ class OneClassConfig:
 
 
 @config_node("objective", "soft_boundary")
-@dataclass
 class SoftBoundaryConfig:
     """Eq. (1); R is the (1 - nu) quantile of the minibatch's distances, updated after every
     iteration. nu follows the dataset (Section V-B: 0.2 for VOC2012, 0.1 for WikiArt;

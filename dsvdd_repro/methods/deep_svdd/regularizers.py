@@ -54,7 +54,6 @@ class WeightingKeys:
 
 
 @config_node("regularizer", "none")
-@dataclass
 class NoRegularizerConfig:
     """No collapse regularizer (the D. SVDD and D. SVDD w/ bias rows)."""
 
@@ -63,7 +62,6 @@ class NoRegularizerConfig:
 
 
 @config_node("regularizer", "noise")
-@dataclass
 class NoiseConfig(WeightingKeys):
     """Section IV-B, Eq. (4): a linear head g with k outputs trained on fresh random binary labels.
     The paper selects k from {5, 30, 50, 60, 70, 100, 130, 200} by validation AUC
@@ -79,7 +77,6 @@ class NoiseConfig(WeightingKeys):
 
 
 @config_node("regularizer", "variance")
-@dataclass
 class VarianceConfig(WeightingKeys):
     """Section IV-C, Eq. (5): hinge on the minibatch feature variance, threshold d0 divided by 10
     every r epochs."""

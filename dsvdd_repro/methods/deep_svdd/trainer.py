@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -43,7 +42,6 @@ log = logging.getLogger(__name__)
 
 
 @config_node("method", "dsvdd")
-@dataclass
 class DeepSVDDConfig:
     """Deep SVDD on `model`, with `objective`, `regularizer`, `optim` and `trainer` (their nodes)."""
 
