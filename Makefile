@@ -10,6 +10,7 @@ export DSVDD_CACHE_DIR ?= $(CURDIR)/.cache/dsvdd_repro
 ifneq ($(wildcard $(SHARED_DATA)/cifar10-jpeg.tar.gz),)
 CIFAR10_ROOT ?= $(DATA_DIR)/cifar10-jpeg
 CIFAR10_DOWNLOAD ?= false
+OFFLINE_CIFAR10 = $(abspath $(CIFAR10_ROOT))
 else
 CIFAR10_ROOT ?= $(DATA_DIR)/cifar10
 CIFAR10_DOWNLOAD ?= true
@@ -18,6 +19,7 @@ endif
 # WikiArt: the offline subset when this machine has it (WikiArt cannot be downloaded automatically).
 ifneq ($(wildcard $(SHARED_DATA)/wikiart-subset.tar.gz),)
 WIKIART_ROOT ?= $(DATA_DIR)/wikiart-subset
+OFFLINE_WIKIART = $(abspath $(WIKIART_ROOT))
 endif
 PROFILE ?= quick
 LAUNCHER ?= local
@@ -25,9 +27,12 @@ WEIGHTS ?=
 
 DEMO_ARGS ?= variant=dsvdd_bias setup=one_vs_all setup.normal_class=3 model.weights=none trainer.epochs=2 seed=0
 
-# The offline copies, when extracted, are what `dsvdd-train dataset=cifar10|wikiart` reads by default.
+# What `dsvdd-train dataset=cifar10|wikiart` reads by default (your own copies win when set).
 DATA_ENV = DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(abspath $(CIFAR10_ROOT))} \
 	DSVDD_WIKIART_ROOT=$${DSVDD_WIKIART_ROOT:-$(if $(WIKIART_ROOT),$(abspath $(WIKIART_ROOT)))}
+# The tests read real data only where the offline copies (or your own) are there; else they skip.
+TEST_ENV = DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(OFFLINE_CIFAR10)} \
+	DSVDD_WIKIART_ROOT=$${DSVDD_WIKIART_ROOT:-$(OFFLINE_WIKIART)}
 
 .PHONY: help install data demo test test-fast lint clean reproduce-tables report
 
@@ -77,11 +82,11 @@ report: install
 
 ## The whole test suite (slow end-to-end tests included), on the offline data when ../shared/data has it.
 test: install data
-	$(DATA_ENV) $(PY) -m pytest -q
+	$(TEST_ENV) $(PY) -m pytest -q
 
 ## The tests without the slow end-to-end ones.
 test-fast: install data
-	$(DATA_ENV) $(PY) -m pytest -q -m "not slow"
+	$(TEST_ENV) $(PY) -m pytest -q -m "not slow"
 
 ## ruff on the package, tests and scripts.
 lint: install

@@ -51,7 +51,7 @@ def _run_dir(overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=overrides, return_hydra_config=True).hydra.run.dir
 
-def test_run_folders_are_named_by_semantic_config_and_stay_short():
+def test_run_folders_are_named_by_the_run_identity_and_stay_short():
     many = [*TINY, "setup=alteration", "anomaly=strokes", "anomaly.thickness=1", "anomaly.train.name=block_perm",
             "anomaly.train.n=8", "setup.semi_supervised=true", "profile.max_train=500", "profile.max_val=500",
             "profile.max_test=1000", "variant=dsvdd_bias_noise", "objective=soft_boundary"]
