@@ -97,9 +97,12 @@ def conflicting_keys(recorded: dict, current: dict) -> list[str]:
 
 
 def identity(cfg: DictConfig) -> dict:
-    """What determines a run's result: the composed config (resolved, without `hydra`) minus
-    EXECUTION_KEYS, and without the anomaly node when the setup alters no image (one-vs-all)."""
-    job = {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items() if key != "hydra"}
+    """What determines a run's result: the composed config (resolved, without `hydra` and without
+    the groups it does not have) minus EXECUTION_KEYS, and without the anomaly node when the setup
+    alters no image (one-vs-all)."""
+    # a group the run does not have (null) is left out, so new optional groups change no identity
+    job = {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items()
+           if key != "hydra" and value is not None}
     for dotted in EXECUTION_KEYS:
         group, key = dotted.split(".")
         if isinstance(job.get(group), dict):
@@ -234,5 +237,6 @@ def run_axes(cfg: DictConfig) -> dict:
         "epochs": None if optim is None else int(cfg.trainer.epochs),
         "features": None if features is None else features.name,
         "seed": int(cfg.seed),
+        "data_seed": int(cfg.data_seed),
         "profile": cfg.profile.name,
     }

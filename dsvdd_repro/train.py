@@ -67,7 +67,7 @@ def resolve_device(name: str) -> torch.device:
 def make_splits(cfg: DictConfig, images) -> ProtocolSplits:
     """The run's train / val / test splits of `images`: its setup's protocol, its anomalies, its profile's caps."""
     limits = {key: cfg.profile[key] for key in ("max_train", "max_val", "max_test")}
-    return OmegaConf.to_object(cfg.setup).splits(images, cfg.seed, limits, anomaly(cfg), cfg.trainer.progress)
+    return OmegaConf.to_object(cfg.setup).splits(images, cfg.data_seed, limits, anomaly(cfg), cfg.trainer.progress)
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:

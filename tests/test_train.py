@@ -191,3 +191,23 @@ def test_a_sweep_launches_each_distinct_run_once(tmp_path, batch):
     assert "already done, skipping" not in log
     done = sorted((m["variant"], m["k"]) for m in map(json.loads, (p.read_text() for p in tmp_path.rglob("metrics.json"))))
     assert done == [("dsvdd_bias_noise", 5), ("dsvdd_bias_noise", 50), ("dsvdd_bias_noise", 70), ("dsvdd_bias_var", None)]
+
+
+def test_model_seeds_share_one_test_set_and_the_data_seed_draws_another(tmp_path):
+    """`seed` varies the model only; `data_seed` the split, the altered images and the subsamples
+    (the paper's OC-SVM cells are +-0.0 over five runs: one test set for every seed)."""
+    base = [*TINY, "trainer.epochs=1", "setup=alteration", "anomaly=strokes", "anomaly.thickness=1",
+            "profile.max_train=40", "profile.max_test=40"]
+
+    def scores(name, *overrides):
+        train.run(compose_config([*base, *overrides]), tmp_path / name)
+        return np.load(tmp_path / name / "scores.npz")
+
+    a, b, c = scores("a"), scores("b", "seed=1"), scores("c", "data_seed=1")
+    np.testing.assert_array_equal(a["index"], b["index"])
+    np.testing.assert_array_equal(a["altered"], b["altered"])
+    assert not np.array_equal(a["score"], b["score"])  # another model
+    assert not np.array_equal(a["index"], c["index"])  # another test set
+    ocsvm = [*base, "variant=ocsvm_pca", "method.nus=[0.1]", "method.gamma_exponents=[0]"]
+    pca = [scores(f"p{seed}", *ocsvm[len(base):], f"seed={seed}")["score"] for seed in (0, 1)]
+    np.testing.assert_array_equal(*pca)  # PCA + OC-SVM have no randomness beyond the data: +-0.0

@@ -35,6 +35,10 @@ class RunContext:
         return int(self.cfg.seed)
 
     @property
+    def data_seed(self) -> int:
+        return int(self.cfg.data_seed)
+
+    @property
     def trainer(self) -> DictConfig:
         return self.cfg.trainer
 

@@ -200,6 +200,7 @@ class GEO(Detector):
         self.epochs, self.batch_size = int(cfg.trainer.epochs), int(cfg.trainer.batch_size)
         self.eval_batch_size, self.progress = int(cfg.trainer.eval_batch_size), context.progress
         self.lr, self.weight_decay, self.seed = float(cfg.optim.lr), float(cfg.optim.weight_decay), context.seed
+        self.data_seed = context.data_seed  # the Dirichlet fit's and validation's subsamples
         self.val_max_samples, self.max_samples_per_epoch = val_max_samples, max_samples_per_epoch
         self.fit_max_samples = fit_max_samples
 
@@ -302,11 +303,11 @@ class GEO(Detector):
         tic = time.perf_counter()
         fit_rows = np.arange(len(train))
         if self.fit_max_samples is not None and self.fit_max_samples < len(train):
-            fit_rng = np.random.default_rng([self.seed, _FIT_STREAM])
+            fit_rng = np.random.default_rng([self.data_seed, _FIT_STREAM])
             fit_rows = np.sort(fit_rng.choice(len(train), self.fit_max_samples, replace=False))
         dirichlet = self._fit_dirichlets(subset(train, fit_rows))
         dirichlet.update(seconds=time.perf_counter() - tic, n_images=len(fit_rows))
-        rows = selection_rows(val.labels, self.val_max_samples, self.seed)
+        rows = selection_rows(val.labels, self.val_max_samples, self.data_seed)
         val_subset = subset(val, rows)
         val_auc = auroc(val_subset.labels, -self._normality(val_subset, "validate (x72)"))
         history[-1]["val_auc"] = val_auc

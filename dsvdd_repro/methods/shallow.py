@@ -60,16 +60,17 @@ class ShallowDetector(Detector):
     REQUIRES = ("features",)
 
     def __init__(self, features: FeatureCache | None, *, val_max_samples: int | None = 2000, seed: int = 0,
-                 progress: bool = True):
+                 data_seed: int = 0, progress: bool = True):
         self.features = features
         self.val_max_samples, self.seed, self.progress = val_max_samples, seed, progress
+        self.data_seed = data_seed  # the subsamples: the same for every model seed
         self.model = None
 
     @classmethod
     def from_context(cls, context: RunContext, **keys) -> ShallowDetector:
         """The `method` node's target: the detector on the run's `features` node."""
         features = build(context.cfg.features, context=context)  # CNN: loads the weights, or fails, here
-        return cls(features, seed=context.seed, progress=context.progress, **keys)
+        return cls(features, seed=context.seed, data_seed=context.data_seed, progress=context.progress, **keys)
 
     def describe(self) -> dict:
         return {"algorithm": self.algorithm, **self.features.extractor.describe()}
@@ -79,7 +80,7 @@ class ShallowDetector(Detector):
         train = unlabeled_train(train)
         self.features.set_train(train)
         x_train = self.features.features(train, is_train=True)
-        rows = selection_rows(val.labels, self.val_max_samples, self.seed)
+        rows = selection_rows(val.labels, self.val_max_samples, self.data_seed)
         val_subset = subset(val, rows)
         x_val = self.features.features(val_subset)
         feature_seconds = time.perf_counter() - start
@@ -175,7 +176,7 @@ class OCSVMDetector(ShallowDetector):
     def _fit(self, x_train, x_val, y_val) -> dict:
         n_total = len(x_train)
         if self.max_train is not None and n_total > self.max_train:
-            rng = np.random.default_rng([self.seed, _TRAIN_CAP_STREAM])
+            rng = np.random.default_rng([self.data_seed, _TRAIN_CAP_STREAM])
             x_train = x_train[np.sort(rng.choice(n_total, self.max_train, replace=False))]
         scale = gamma_scale(x_train)
         grid = [(nu, k) for nu in self.nus for k in self.gamma_exponents]
