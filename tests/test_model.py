@@ -31,8 +31,8 @@ def test_pooling_max_vs_none_feature_sizes():
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     assert ResNet18Features(pooling="max").eval()(images).shape == (2, 512)
     assert ResNet18Features(pooling="none").eval()(images).shape == (2, 512 * 2 * 2)
-    with pytest.raises(ConfigError, match="pooling='avg'"):
-        ResNet18Config(pooling="avg")
+    with pytest.raises(ConfigError, match="pooling='mean'"):
+        ResNet18Config(pooling="mean")
 
 
 def test_weights_from_a_state_dict_file_load_every_backbone_tensor(tmp_path):
@@ -98,3 +98,25 @@ def test_imagenet_weights_go_through_torchvisions_api(monkeypatch, tmp_path):
     net = ResNet18Features(weights="imagenet")
     assert net.weights_info["weights"] == "imagenet" and net.weights_info["file"] == str(expected)
     assert torch.equal(net.body[0].weight, source.conv1.weight)
+
+
+def test_pooling_readings_max_avg_and_none():
+    torch.manual_seed(0)
+    net = ResNet18Features(pooling="max").eval()
+    avg = ResNet18Features(pooling="avg").eval()
+    avg.load_state_dict(net.state_dict())
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        last_map = net.body((images.float() - net.mean) / net.std)
+        torch.testing.assert_close(net(images), last_map.amax(dim=(2, 3)))
+        torch.testing.assert_close(avg(images), last_map.mean(dim=(2, 3)))
+
+
+def test_affine_free_reading_fixes_batchnorm_scales_to_one_as_well():
+    shift = ResNet18Features(bias=False, bias_free="zero_shift")
+    free = ResNet18Features(bias=False, bias_free="affine_free")
+    norms = [m for m in free.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all((m.weight == 1).all() and not m.weight.requires_grad and (m.bias == 0).all() for m in norms)
+    assert all(m.weight.requires_grad for m in shift.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with pytest.raises(ConfigError, match="bias_free='gamma'"):
+        ResNet18Config(bias_free="gamma")

@@ -94,3 +94,14 @@ def test_auroc_orientation_and_constant_scores():
     with pytest.raises(ValueError, match="both normal"):
         auroc([0, 0], [0.1, 0.2])
     assert not math.isnan(auroc(labels, [0, 1, 0, 1]))
+
+
+def test_soft_boundary_radius_waits_for_the_warm_up_epochs():
+    from dsvdd_repro.methods.deep_svdd.objectives import SoftBoundary
+
+    dist = torch.tensor([1.0, 4.0, 9.0, 16.0, 25.0])
+    zero = torch.zeros(())
+    warm = SoftBoundary(nu=0.2, warm_up_epochs=2)
+    assert warm.next_radius(dist, zero, epoch=1) == 0 and warm.next_radius(dist, zero, epoch=2) == 0
+    assert float(warm.next_radius(dist, zero, epoch=3)) == pytest.approx(torch.quantile(dist.sqrt(), 0.8).item())
+    assert float(SoftBoundary(nu=0.2).next_radius(dist, zero, epoch=1)) > 0  # the paper: from the start

@@ -2,15 +2,18 @@
 
 Choices the paper leaves open, and ours:
 - "ResNet-18 with max-pooling layer" / Figure 2's "without the pooling layer": we read the pooling
-  layer as the global pooling after the last residual stage. `pooling=max` replaces torchvision's
-  global average pooling by global max pooling (512 features); `pooling=none` flattens the last
-  feature map (512 x h x w features; at 32 px the map is 1 x 1, so both give 512 features).
-  The classifier `fc` is removed.
-- `bias=False` imposes the standard deep SVDD constraints (Ruff et al. 2018): ResNet-18's
-  convolutions already have no bias, and every batch-norm shift (beta) is set to zero and frozen.
-  Batch-norm's scale (gamma) stays trainable and its mean/variance normalisation stays, as in Ruff
-  et al.'s reference implementation (batch norm with affine=False). `bias=True` keeps every beta
-  trainable (the collapse-prone "D. SVDD w/ bias").
+  layer as the global pooling after the last residual stage, and "max-pooling" literally:
+  `pooling=max` (the default) replaces torchvision's global average pooling by global max pooling
+  (512 features). The other reading, torchvision's own global average pooling (which its ImageNet
+  weights were trained with), is `pooling=avg`; `pooling=none` flattens the last feature map
+  (512 x h x w features; at 32 px the map is 1 x 1, so all three give 512 features). The
+  classifier `fc` is removed.
+- `bias=False` imposes the standard deep SVDD constraints (Ruff et al. 2018). ResNet-18's
+  convolutions have no bias; batch norm's additive shift is the only bias term. Two readings:
+  `bias_free=zero_shift` (the default) sets every batch-norm shift (beta) to zero and freezes it,
+  keeping the trainable scale (gamma); `bias_free=affine_free` is Ruff et al.'s reference code
+  (batch norm with affine=False): the scale is fixed to 1 as well. Both keep the mean/variance
+  normalisation. `bias=True` keeps every beta trainable (the collapse-prone "D. SVDD w/ bias").
 - Inputs are scaled to [0, 1] and normalised with ImageNet's mean and std inside the module, so
   data stays uint8 until the batch reaches the device.
 """
@@ -26,7 +29,9 @@ from .weights import load_backbone_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-POOLINGS = ("max", "none")
+POOLINGS = ("max", "avg", "none")
+BIAS_FREE = ("zero_shift", "affine_free")
+POOLING_LAYERS = {"max": lambda: nn.AdaptiveMaxPool2d(1), "avg": lambda: nn.AdaptiveAvgPool2d(1), "none": nn.Identity}
 
 
 @config_node("model", "resnet18")
@@ -40,27 +45,31 @@ class ResNet18Config:
     name: str = "resnet18"
     bias: bool = True
     pooling: str = "max"
+    # how bias=false removes batch norm's bias: zero_shift (beta = 0, gamma trainable) or affine_free
+    bias_free: str = "zero_shift"
     # the profile's request (profile.weights: imagenet | none | auto | <path>) unless set here
     weights: str = "${resolve_weights:${profile.weights}}"
 
     def __post_init__(self) -> None:
         one_of("pooling", self.pooling, POOLINGS)
+        one_of("bias_free", self.bias_free, BIAS_FREE)
 
 
 class ResNet18Features(nn.Module):
-    def __init__(self, pooling: str = "max", bias: bool = True, weights: str = "none"):
+    def __init__(self, pooling: str = "max", bias: bool = True, weights: str = "none",
+                 bias_free: str = "zero_shift"):
         super().__init__()
         net = resnet18(weights=None)
         self.weights_info = load_backbone_weights(net, weights)
         self.body = nn.Sequential(
             net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
         )
-        self.pool = nn.AdaptiveMaxPool2d(1) if pooling == "max" else nn.Identity()
+        self.pool = POOLING_LAYERS[pooling]()
         self.pooling, self.bias = pooling, bias
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0, persistent=False)
         if not bias:
-            remove_bias_terms(self)
+            remove_bias_terms(self, scales_too=bias_free == "affine_free")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images: uint8 (or float in [0, 255]) [B, 3, H, W] -> features float [B, p]."""
@@ -76,14 +85,21 @@ class ResNet18Features(nn.Module):
         return int(dim)
 
 
-def remove_bias_terms(module: nn.Module) -> list[str]:
-    """Zero and freeze every additive bias (conv/linear bias, batch-norm beta); return their names."""
-    removed = []
+def remove_bias_terms(module: nn.Module, scales_too: bool = False) -> list[str]:
+    """Zero and freeze every additive bias (conv/linear bias, batch-norm beta); with `scales_too`
+    also fix every batch-norm scale (gamma) to 1 (batch norm without affine parameters). Returns
+    the names of the frozen parameters."""
+    frozen = []
     for name, child in module.named_modules():
         bias = getattr(child, "bias", None)
         if isinstance(bias, nn.Parameter):
             with torch.no_grad():
                 bias.zero_()
             bias.requires_grad_(False)
-            removed.append(f"{name}.bias")
-    return removed
+            frozen.append(f"{name}.bias")
+        if scales_too and isinstance(child, nn.modules.batchnorm._BatchNorm) and child.weight is not None:
+            with torch.no_grad():
+                child.weight.fill_(1.0)
+            child.weight.requires_grad_(False)
+            frozen.append(f"{name}.weight")
+    return frozen

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ...schema import config_node, in_range, positive
+from ...schema import at_least, config_node, in_range, positive
 
 # Keeps 1 / ||phi - c||^2 finite for a labeled anomaly that sits exactly on c.
 INVERSE_DISTANCE_EPS = 1e-6
@@ -91,17 +91,20 @@ class OneClassConfig:
 @config_node("objective", "soft_boundary")
 class SoftBoundaryConfig:
     """Eq. (1); R is the (1 - nu) quantile of the minibatch's distances, updated after every
-    iteration. nu follows the dataset (Section V-B: 0.2 for VOC2012, 0.1 for WikiArt;
-    conf/dataset_objective/), override with objective.nu."""
+    iteration (the paper) from the first epoch on, or only after `warm_up_epochs` epochs with R = 0
+    (Ruff et al.'s reference code uses 10). nu follows the dataset (Section V-B: 0.2 for VOC2012,
+    0.1 for WikiArt; conf/dataset_objective/), override with objective.nu."""
 
     _target_: str = "dsvdd_repro.methods.deep_svdd.objectives.SoftBoundary"
     name: str = "soft_boundary"
     nu: float = 0.1
     eta: float = 1.0
+    warm_up_epochs: int = 0
 
     def __post_init__(self) -> None:
         in_range("nu", self.nu, 0.0, 1.0, low_open=True)
         positive("eta", self.eta)
+        at_least("warm_up_epochs", self.warm_up_epochs, 0)
 
 
 class OneClass:
@@ -116,7 +119,8 @@ class OneClass:
     def loss(self, dist: torch.Tensor, radius: torch.Tensor, semi: torch.Tensor | None) -> torch.Tensor:
         return one_class_loss(dist, semi, self.eta)
 
-    def next_radius(self, dist: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    def next_radius(self, dist: torch.Tensor, radius: torch.Tensor, epoch: int) -> torch.Tensor:
+        """R after a step of (1-based) `epoch`."""
         return radius
 
     def score(self, dist: torch.Tensor, radius: float) -> torch.Tensor:
@@ -130,14 +134,16 @@ class SoftBoundary(OneClass):
     name = "soft_boundary"
     has_radius = True
 
-    def __init__(self, nu: float = 0.1, eta: float = 1.0):
+    def __init__(self, nu: float = 0.1, eta: float = 1.0, warm_up_epochs: int = 0):
         super().__init__(eta)
-        self.nu = nu
+        self.nu, self.warm_up_epochs = nu, warm_up_epochs
 
     def loss(self, dist: torch.Tensor, radius: torch.Tensor, semi: torch.Tensor | None) -> torch.Tensor:
         return soft_boundary_loss(dist, radius, self.nu, semi, self.eta)
 
-    def next_radius(self, dist: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    def next_radius(self, dist: torch.Tensor, radius: torch.Tensor, epoch: int) -> torch.Tensor:
+        if epoch <= self.warm_up_epochs:
+            return radius
         return torch.tensor(radius_quantile(dist, self.nu), device=dist.device)
 
     def score(self, dist: torch.Tensor, radius: float) -> torch.Tensor:

@@ -192,7 +192,7 @@ class DeepSVDD(Detector):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            self.radius = self.objective.next_radius(dist, self.radius)
+            self.radius = self.objective.next_radius(dist, self.radius, epoch)
             with torch.no_grad():
                 stats = [loss_svdd, minibatch_variance(features), dist.mean(), loss_reg, reg_weight]
                 sums += torch.stack([value.detach().double() for value in stats])
