@@ -23,7 +23,8 @@ from .schema import ConfigError, at_least, config_node, in_range, non_negative, 
 from .setups import AnomalyConfig
 
 # The groups whose options are nodes; a group left null is not part of the run.
-NODE_GROUPS = ("dataset", "setup", "anomaly", "method", "model", "objective", "regularizer", "features", "optim")
+NODE_GROUPS = ("dataset", "setup", "anomaly", "method", "model", "objective", "regularizer", "features", "optim",
+               "lr_schedule", "pretrain")
 # Packages whose modules define nodes (imported once, so that their options are in the ConfigStore).
 NODE_PACKAGES = ("dsvdd_repro.data", "dsvdd_repro.models", "dsvdd_repro.methods")
 # Keys that say where and how a run executes, not what it computes: left out of its identity, so
@@ -49,6 +50,19 @@ class AdamConfig:
         positive("lr", self.lr)
         positive("backbone_lr_factor", self.backbone_lr_factor)
         non_negative("weight_decay", self.weight_decay)
+
+
+@config_node("lr_schedule", "multistep")
+class MultiStepConfig:
+    """The learning rate multiplied by `gamma` at each milestone epoch (Ruff et al.: / 10 at 50)."""
+
+    _target_: str = "torch.optim.lr_scheduler.MultiStepLR"
+    name: str = "multistep"
+    milestones: list[int] = field(default_factory=lambda: [50])
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        in_range("gamma", self.gamma, 0.0, 1.0, low_open=True)
 
 
 @dataclass
@@ -101,6 +115,8 @@ class Config:
     regularizer: Any = None
     features: Any = None
     optim: Any = None
+    lr_schedule: Any = None  # null: a constant learning rate (the paper)
+    pretrain: Any = None  # null: no pretraining (the paper fine-tunes ImageNet weights)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     # the paper's table row, named by conf/variant/<name>.yaml; null = named after method/regularizer

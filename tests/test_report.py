@@ -296,3 +296,21 @@ def test_baselines_without_a_network_or_an_objective_fill_their_cells(tmp_path):
     cells = table_cells(collect_runs(tmp_path), load_published(), "III").set_index(["variant", "column_label"])
     assert cells.loc[("ocsvm_pca", "One-vs-all"), "ours_mean"] == pytest.approx(61.0)
     assert cells.loc[("ocsvm_cnn", "One-vs-all"), "ours_mean"] == pytest.approx(71.0)
+
+
+def test_the_original_protocol_is_reported_per_class_beside_ruff_et_al(tmp_path):
+    from dsvdd_repro.report.ruff2018 import ruff2018_cells, to_markdown
+
+    def original(variant, normal_class, auc, seed=0):
+        return metrics(variant, auc, seed=seed, normal_class=normal_class, method="dsvdd", epochs=30, regularizer="none")
+
+    write_runs(tmp_path, [original("dsvdd_ruff2018", 1, 0.60), original("dsvdd_ruff2018", 1, 0.64, seed=1),
+                          original("dsvdd_ruff2018_val", 3, 0.55), metrics("dsvdd", 0.7)])
+    cells = ruff2018_cells(collect_runs(tmp_path)).set_index(["normal_class", "variant"])
+    automobile = cells.loc[(1, "dsvdd_ruff2018")]
+    assert automobile["paper_mean"] == 65.9 and automobile["ours_mean"] == 62.0 and automobile["n_runs"] == 2
+    assert automobile["ours_std"] == pytest.approx(2.8) and automobile["diff"] == pytest.approx(-3.9)
+    assert cells.loc[(3, "dsvdd_ruff2018_val"), "paper_mean"] == 59.1 and len(cells) == 2
+    table = to_markdown(cells.reset_index())
+    assert "| 1 automobile | 65.9 | 62.0 ± 2.8 (n=2, 30 epochs) | missing |" in table
+    assert "| 3 cat | 59.1 | missing | 55.0 (n=1, 30 epochs) |" in table

@@ -28,6 +28,7 @@ EXPECTED_RUNS = {
     "table6_cifar10": 10 * 10 * (2 + 8 + 1) * 5,  # the 10 pairs with labeled == normal are refused at run time
     "fig1": 2 * 2 * 3 * 2 * (2 + 8 + 1) * 5,
     "fig2": 2 * 2 * 2 * (2 + 2 + 8) * 5,  # pooling x (OC-SVM/IF on CNN features, D. SVDD, w/ bias, 8 k)
+    "ruff2018": 10 * 2 * 5,  # normal classes x (last epoch, best validation epoch): no k
 }
 
 
@@ -53,8 +54,9 @@ def test_experiment_expands_to_its_distinct_paper_runs_composing_per_group_choic
     assert len(expansion.jobs) == EXPECTED_RUNS[experiment]
     assert expansion.compositions < 100  # never one composition per job
     noise = [job for job in expansion.jobs if "variant=dsvdd_bias_noise" in job]
-    assert {item for job in noise for item in job if item.startswith("regularizer.k=")} == {
-        f"regularizer.k={k}" for k in (5, 30, 50, 60, 70, 100, 130, 200)}
+    paper_k = {f"regularizer.k={k}" for k in (5, 30, 50, 60, 70, 100, 130, 200)}
+    assert {item for job in noise for item in job if item.startswith("regularizer.k=")} == (
+        set() if experiment == "ruff2018" else paper_k)  # the original protocol has no noise variant
     assert not any(item.startswith("regularizer.k=") for job in expansion.jobs if "variant=dsvdd_bias_noise" not in job
                    for item in job)
 
@@ -75,6 +77,17 @@ def test_the_quick_and_smoke_profiles_restrict_the_paper_axes():
     assert len(quick) == 2 * 2 * (5 + 2 + 2 + 1)
     smoke = expand("table6_cifar10", "smoke").jobs
     assert len(smoke) == 2 + 1 + 1 and all("setup.normal_class=0" in job for job in smoke)
+
+
+def test_the_quick_profile_runs_the_original_protocol_reduced_for_two_classes():
+    assert expand("ruff2018", "quick").jobs == [
+        ["seed=0", "setup.normal_class=1", "variant=dsvdd_ruff2018"],
+        ["seed=0", "setup.normal_class=3", "variant=dsvdd_ruff2018"],
+    ]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=ruff2018", "profile=quick", "variant=dsvdd_ruff2018"])
+    assert (cfg.pretrain.epochs, cfg.trainer.epochs, cfg.profile.max_train, cfg.setup.train_fraction) == (20, 30, None, 1.0)
+    assert (cfg.model.name, cfg.model.bias, cfg.trainer.batch_size, cfg.optim.weight_decay) == ("lenet_cifar10", False, 200, 5e-7)
 
 
 def test_profile_commands():

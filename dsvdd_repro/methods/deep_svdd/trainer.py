@@ -25,6 +25,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -58,6 +60,11 @@ class DeepSVDDConfig:
         positive("center_eps", self.center_eps)
 
 
+def _schedule(node, optimizer: torch.optim.Optimizer):
+    """The `lr_schedule` node's scheduler on `optimizer` (e.g. torch's MultiStepLR)."""
+    return build(node, optimizer=optimizer)
+
+
 class DeepSVDD(Detector):
     """Deep SVDD on a feature network `net` (uint8 images -> [B, p]) with an `objective`
     (objectives.OneClass / SoftBoundary) and a `regularizer` (regularizers.Regularizer).
@@ -74,6 +81,8 @@ class DeepSVDD(Detector):
         lr: float = 1e-3, backbone_lr_factor: float = 0.1, weight_decay: float = 5e-4, epochs: int = 30,
         batch_size: int = 50, eval_batch_size: int = 500, collapse_ratio: float = 1e-3, seed: int = 0,
         progress: bool = True, center_eps: float = 0.1, calibrate_bn: bool = False,
+        lr_schedule: Callable[[torch.optim.Optimizer], object] | None = None,
+        pretrain: Callable[..., dict] | None = None,
     ):
         self.net = net.to(device)
         self.objective = objective
@@ -84,6 +93,7 @@ class DeepSVDD(Detector):
         self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
         self.collapse_ratio, self.seed, self.progress = collapse_ratio, seed, progress
         self.center_eps, self.calibrate_bn = center_eps, calibrate_bn
+        self.lr_schedule, self.pretrain = lr_schedule, pretrain  # the schedule: stepped after every epoch
         self.center: torch.Tensor | None = None
         self.radius = torch.zeros((), device=device)
         self.best_state: dict | None = None
@@ -94,13 +104,17 @@ class DeepSVDD(Detector):
         cfg, trainer = context.cfg, context.trainer
         net = build(cfg.model)  # loads weights: fails here, before any training, if they cannot be had
         regularizer = build(cfg.regularizer, feature_dim=net.feature_dim(context.image_size), seed=context.seed)
+        pretrain = None if cfg.get("pretrain") is None else build(cfg.pretrain)
+        schedule = cfg.get("lr_schedule")
         return cls(
             net, build(cfg.objective), regularizer, context.device,
             lr=float(cfg.optim.lr), backbone_lr_factor=float(cfg.optim.backbone_lr_factor),
             weight_decay=float(cfg.optim.weight_decay), epochs=int(trainer.epochs), batch_size=int(trainer.batch_size),
             eval_batch_size=int(trainer.eval_batch_size), collapse_ratio=float(trainer.collapse_ratio),
             seed=context.seed, progress=context.progress, center_eps=center_eps,
-            calibrate_bn=cfg.model.weights == "none" if calibrate_bn is None else calibrate_bn,
+            calibrate_bn=cfg.model.weights == "none" and pretrain is None if calibrate_bn is None else calibrate_bn,
+            lr_schedule=None if schedule is None else partial(_schedule, schedule),
+            pretrain=pretrain,
         )
 
     # -- features and scores -------------------------------------------------------------------
@@ -209,6 +223,7 @@ class DeepSVDD(Detector):
         torch.manual_seed(self.seed)
         rng = np.random.default_rng([self.seed, 3])
         start = time.perf_counter()
+        prepared = self._prepare(train)
 
         if self.calibrate_bn:
             log.info("batch norm statistics re-estimated on the training set (%d layers)", self.calibrate_batch_norm(train))
@@ -219,18 +234,29 @@ class DeepSVDD(Detector):
         log.info("center c: |c| = %.4g, initial feature variance %.4g", float(self.center.norm()), initial_var)
 
         optimizer = self._optimizer()
+        schedule = None if self.lr_schedule is None else self.lr_schedule(optimizer)
+        validated = len(val) > 0 and len(np.unique(val.labels)) == 2
+        if not validated:
+            log.info("validation holds one label (%d rows): no model selection, the last epoch is scored "
+                     "(the published protocol of Ruff et al.)", len(val))
         history: list[dict] = []
         best_auc, best_epoch, first_collapse = -np.inf, None, None
         epochs = tqdm(range(1, self.epochs + 1), desc="epochs", disable=not self.progress)
         for epoch in epochs:
             epoch_start = time.perf_counter()
-            entry = {"epoch": epoch, **self._train_epoch(train, optimizer, rng, epoch)}
-            val_features = self.embed(val, desc="validate")
+            entry = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                     **self._train_epoch(train, optimizer, rng, epoch)}
+            if schedule is not None:
+                schedule.step()
             radius = float(self.radius)
-            entry["val_auc"] = auroc(val.labels, self._scores(val_features, radius))
-            entry["val_feature_var"] = feature_variance(val_features)
-            entry["val_relative_var"] = relative_variance(val_features)
-            entry["collapsed"] = is_collapsed(entry["val_relative_var"], self.collapse_ratio)
+            if validated:
+                val_features = self.embed(val, desc="validate")
+                entry["val_auc"] = auroc(val.labels, self._scores(val_features, radius))
+                entry["val_feature_var"] = feature_variance(val_features)
+                entry["val_relative_var"] = relative_variance(val_features)
+                entry["collapsed"] = is_collapsed(entry["val_relative_var"], self.collapse_ratio)
+            else:
+                entry.update(val_auc=None, val_feature_var=None, val_relative_var=None, collapsed=None)
             if self.objective.has_radius:
                 entry["radius"] = radius
             entry["seconds"] = time.perf_counter() - epoch_start
@@ -238,25 +264,39 @@ class DeepSVDD(Detector):
             if entry["collapsed"] and first_collapse is None:
                 first_collapse = epoch
             eligible = first_collapse is None or first_collapse == 1
-            if eligible and entry["val_auc"] > best_auc:
+            if validated and eligible and entry["val_auc"] > best_auc:
                 best_auc, best_epoch = entry["val_auc"], epoch
                 self.best_state = copy.deepcopy(self.net.state_dict())
                 self.best_radius = radius
-            epochs.set_postfix(val_auc=f"{entry['val_auc']:.4f}", loss=f"{entry['loss_svdd']:.4g}")
+            elif not validated:  # the last epoch's model, scored as it stands
+                best_epoch, self.best_radius = epoch, radius
+            shown = "-" if entry["val_auc"] is None else f"{entry['val_auc']:.4f}"
+            epochs.set_postfix(val_auc=shown, loss=f"{entry['loss_svdd']:.4g}")
             reg = "" if entry["loss_reg"] is None else f", loss_reg {entry['loss_reg']:.4g} (c_t {entry['reg_weight']:.3g})"
             log.info(
-                "epoch %d/%d: loss_svdd %.5g%s, feature var %.4g, val AUC %.4f%s (%.1fs)",
-                epoch, self.epochs, entry["loss_svdd"], reg, entry["feature_var"], entry["val_auc"],
+                "epoch %d/%d: loss_svdd %.5g%s, feature var %.4g, val AUC %s%s (%.1fs)",
+                epoch, self.epochs, entry["loss_svdd"], reg, entry["feature_var"], shown,
                 ", COLLAPSED" if entry["collapsed"] else "", entry["seconds"],
             )
         return {
             "history": history,
             "best_epoch": best_epoch,
-            "val_auc": best_auc,
-            "collapsed": first_collapse is not None,
+            "val_auc": best_auc if validated else None,
+            "collapsed": None if not validated else first_collapse is not None,
             "collapse_epoch": first_collapse,
             "initial_feature_var": initial_var,
             "center_norm": float(self.center.norm()),
             "radius": self.best_radius if self.objective.has_radius else None,
             "fit_seconds": time.perf_counter() - start,
+            **prepared,
         }
+
+    def _prepare(self, train: SplitData) -> dict:
+        """Before c: fit the network's own input preprocessing (if it has one) on the training
+        images, then pretrain it (if asked); returns their summaries for metrics.json."""
+        summary = {}
+        if hasattr(self.net, "fit_inputs"):
+            summary["inputs"] = self.net.fit_inputs(train)
+        if self.pretrain is not None:
+            summary["pretrain"] = self.pretrain(self.net, train, self.batch_size, self.device, self.seed, self.progress)
+        return summary

@@ -1,0 +1,47 @@
+"""Autoencoder pretraining and the learning-rate schedule of the original deep SVDD protocol."""
+
+import numpy as np
+import torch
+
+from dsvdd_repro.data import protocols
+from dsvdd_repro.data.fake import make_fake
+from dsvdd_repro.methods.deep_svdd.objectives import OneClass
+from dsvdd_repro.methods.deep_svdd.pretrain import AutoencoderPretraining
+from dsvdd_repro.methods.deep_svdd.regularizers import NoRegularizer
+from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD, _schedule
+from dsvdd_repro.config import MultiStepConfig
+from dsvdd_repro.models.lenet import LeNetCIFAR10
+from omegaconf import OmegaConf
+
+
+def splits(train_fraction):
+    images = make_fake(n_classes=2, n_train_per_class=40, n_test_per_class=10, image_size=32)
+    return protocols.one_vs_all(images, normal_class=0, seed=0, train_fraction=train_fraction)
+
+
+def test_pretraining_lowers_the_reconstruction_error_and_changes_the_encoder():
+    torch.manual_seed(0)
+    net = LeNetCIFAR10()
+    train = splits(1.0).train
+    net.fit_inputs(train)
+    before = [p.detach().clone() for p in net.parameters()]
+    summary = AutoencoderPretraining(epochs=4, lr=1e-3, milestones=[3])(net, train, 10, torch.device("cpu"), 0, False)
+    assert len(summary["loss"]) == 4 and summary["loss"][-1] < summary["loss"][0]
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+def test_the_published_protocol_scores_the_last_epoch_with_the_scheduled_learning_rate():
+    """train_fraction=1: validation holds anomalies only, so no epoch can be chosen on it."""
+    torch.manual_seed(0)
+    data = splits(1.0)
+    assert set(np.unique(data.val.labels)) == {1} and len(data.train) == 40
+    schedule = OmegaConf.structured(MultiStepConfig(milestones=[2]))
+    detector = DeepSVDD(LeNetCIFAR10(), OneClass(), NoRegularizer(), torch.device("cpu"), lr=1e-3, epochs=3, backbone_lr_factor=1.0,
+                        batch_size=10, progress=False, lr_schedule=lambda optimizer: _schedule(schedule, optimizer),
+                        pretrain=AutoencoderPretraining(epochs=1, milestones=[]))
+    summary = detector.fit(data.train, data.val)
+    assert [entry["lr"] for entry in summary["history"]] == [1e-3, 1e-3, 1e-4]  # / 10 at the milestone
+    assert summary["best_epoch"] == 3 and summary["val_auc"] is None and detector.best_state is None
+    assert all(entry["val_auc"] is None for entry in summary["history"])
+    assert summary["inputs"]["fitted_on"] == 40 and len(summary["pretrain"]["loss"]) == 1
+    assert np.std(detector.score(data.test)) > 0
