@@ -93,7 +93,7 @@ class LeNetCIFAR10(nn.Module):
         self.weights_info = {"weights": "none", "note": "random initialisation (autoencoder pretraining if asked)"}
         self.inputs = GCNMinMax()
         channels = (3, 32, 64, 128)
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, 5, padding=2, bias=bias) for a, b in zip(channels, channels[1:]))
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 5, padding=2, bias=bias) for a, b in zip(channels, channels[1:], strict=False))
         self.norms = nn.ModuleList(nn.BatchNorm2d(b, eps=1e-4, affine=bias) for b in channels[1:])
         self.fc = nn.Linear(128 * 4 * 4, rep_dim, bias=bias)
 
@@ -123,7 +123,7 @@ class LeNetDecoder(nn.Module):
         self.norm_in = nn.BatchNorm1d(rep_dim, eps=1e-4, affine=bias)
         channels = (rep_dim // 16, 128, 64, 32)
         self.deconvs = nn.ModuleList(nn.ConvTranspose2d(a, b, 5, padding=2, bias=bias)
-                                     for a, b in zip(channels, channels[1:]))
+                                     for a, b in zip(channels, channels[1:], strict=False))
         self.norms = nn.ModuleList(nn.BatchNorm2d(b, eps=1e-4, affine=bias) for b in channels[1:])
         self.out = nn.ConvTranspose2d(32, 3, 5, padding=2, bias=bias)
 
