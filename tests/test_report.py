@@ -314,3 +314,20 @@ def test_the_original_protocol_is_reported_per_class_beside_ruff_et_al(tmp_path)
     table = to_markdown(cells.reset_index())
     assert "| 1 automobile | 65.9 | 62.0 ± 2.8 (n=2, 30 epochs) | missing |" in table
     assert "| 3 cat | 59.1 | missing | 55.0 (n=1, 30 epochs) |" in table
+
+
+def test_figures_say_when_a_panel_cannot_differ(tmp_path):
+    from dsvdd_repro.report.figures import figure_caveats
+
+    def altered(variant, **axes):
+        return metrics(variant, 0.7, dataset="wikiart", setup="alteration", normal_class=None,
+                       anomaly={"train": None, "val": {"name": "block_perm", "n": 2}, "test": {"name": "block_perm", "n": 2}},
+                       image_size=32, **axes)
+
+    never = [{"epoch": 1, "loss_reg": 0.0}, {"epoch": 2, "loss_reg": 0.0}]
+    write_runs(tmp_path, [altered("dsvdd", pooling="none"),
+                          altered("dsvdd_bias_var", objective="soft_boundary", history=never)])
+    caveats = figure_caveats(collect_runs(tmp_path))
+    assert "1x1" in caveats["fig2"][("wikiart", "block_perm:2")]
+    assert "never switched on" in caveats["fig1"][("wikiart", "block_perm:2")]
+    assert ("wikiart", "block_perm:8") not in caveats["fig2"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .collect import collect_runs, collect_unstarted
-from .figures import draw_figure1, draw_figure2, figure1_data, figure2_data
+from .figures import draw_figure1, draw_figure2, figure1_data, figure2_data, figure_caveats
 from .published import TABLES, load_published
 from .ruff2018 import ruff2018_cells
 from .ruff2018 import to_markdown as ruff2018_markdown
@@ -185,8 +185,9 @@ def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> 
     if len(original):  # the original deep SVDD protocol (experiment ruff2018), when it ran
         original.to_csv(out / "ruff2018.csv", index=False)
         (out / "ruff2018.md").write_text(ruff2018_markdown(original))
-    draw_figure1(figure1_data(runs, published)).savefig(out / "fig1.png", dpi=120)
-    draw_figure2(figure2_data(runs, published)).savefig(out / "fig2.png", dpi=120)
+    caveats = figure_caveats(runs)
+    draw_figure1(figure1_data(runs, published), caveats["fig1"]).savefig(out / "fig1.png", dpi=120)
+    draw_figure2(figure2_data(runs, published), caveats["fig2"]).savefig(out / "fig2.png", dpi=120)
     lines = _report_lines(runs_root, runs, tables, collect_unstarted(runs_root), produced_by)
     (out / "REPORT.md").write_text("\n".join(lines) + "\n")
     return tables

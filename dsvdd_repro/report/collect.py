@@ -28,7 +28,7 @@ RUN_COLUMNS = (
     "labeled_anomaly_class", "train_anomaly", "val_anomaly", "test_anomaly", "objective", "lr",
     "backbone_lr_factor", "weighting", "regularizer", "k", "bias", "pooling", "weights", "weights_used",
     "features", "image_size", "epochs", "seed", "profile", "test_auc", "val_auc", "best_epoch", "collapsed",
-    "collapse_epoch", "seconds", "n_train", "n_val", "n_test", "data_layout", "styles_used", "error",
+    "collapse_epoch", "reg_active", "seconds", "n_train", "n_val", "n_test", "data_layout", "styles_used", "error",
     "run_dir",
 )
 
@@ -48,6 +48,13 @@ def is_deep(metrics: dict, deep_variants: dict[str, bool]) -> bool:
     return deep_variants.get(metrics.get("variant"), bool(metrics.get("objective")))
 
 
+def regularizer_active(metrics: dict) -> bool | None:
+    """Whether the run's regularizer ever contributed (L_reg > 0 in some epoch); None without one."""
+    losses = [entry.get("loss_reg") for entry in metrics.get("history") or []]
+    losses = [loss for loss in losses if loss is not None]
+    return any(loss > 0 for loss in losses) if losses else None
+
+
 def run_record(metrics: dict, deep: bool) -> dict:
     """One run's row: its axes, outcome and the published-table key columns (`deep`: see `is_deep`)."""
     record = {column: metrics.get(column) for column in RUN_COLUMNS}
@@ -62,6 +69,7 @@ def run_record(metrics: dict, deep: bool) -> dict:
     record["lr"] = float(metrics["lr"]) if deep and metrics.get("lr") is not None else np.nan
     regularized = deep and metrics.get("regularizer") not in (None, "none")
     record["weighting"] = (metrics.get("weighting") or "") if regularized else ""
+    record["reg_active"] = regularizer_active(metrics)
     used = (metrics.get("model") or {}).get("weights_used") or {}
     record["weights_used"] = used.get("weights") if isinstance(used, dict) else None
     record["features"] = metrics.get("features") or ""

@@ -9,7 +9,11 @@
 Both go through `tables.table_cells`, so k is chosen on validation per cell exactly as in the
 tables (`dsvdd_repro.selection`), and both have the paper's panels, VOC2012 and WikiArt x block
 permutation 2x2 and 8x8 (unsupervised alteration runs), whatever other runs exist. Cells without
-finished runs are left empty and labelled "no runs", never invented.
+finished runs are left empty and labelled "no runs", never invented. Every bar shows its cell's
+spread over seeds (an error bar) and its number of runs; the y-range fits the bars; a panel says
+in one line when it cannot show a difference: Figure 2 at image sizes where ResNet-18's last
+feature map is 1 x 1 (no pooling = pooling), Figure 1 where the variance regularizer never switched
+on (its hinge was 0 in every epoch of every run, so the variant trained as D. SVDD w/ bias).
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ FIG1_SCHEMES = {PAPER_BACKBONE_LR_FACTOR: "backbone lr = 0.1 x head lr", 1.0: "o
 FIG2_TABLE = "II"
 FIG2_MODELS = {"ocsvm_cnn": "A", "iforest_cnn": "B", "dsvdd": "C", "dsvdd_bias": "D", "dsvdd_bias_noise": "E"}
 FIG2_POOLING = {"max": "with pooling", "none": "without pooling"}
-FIG1_COLUMNS = ("scheme", "dataset", "test_anomaly", "variant", "lr", "k", "difference")
-FIG2_COLUMNS = ("dataset", "test_anomaly", "model", "variant", "pooling", "k", "auc")
+FIG1_COLUMNS = ("scheme", "dataset", "test_anomaly", "variant", "lr", "k", "difference", "spread", "n")
+FIG2_COLUMNS = ("dataset", "test_anomaly", "model", "variant", "pooling", "k", "auc", "spread", "n")
+# ResNet-18 downsamples by 32: below 64 px its last feature map is 1 x 1
+POOLING_MIN_SIZE = 64
 
 # (dataset, test anomaly) of the paper's panels, in its order
 PANELS = (("voc2012", "block_perm:2"), ("voc2012", "block_perm:8"),
@@ -58,7 +64,8 @@ def figure1_data(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
         for cell in cells[cells["variant"].isin(list(FIG1_VARIANTS))].itertuples():
             difference = cell.ours_mean - reference.get((cell.dataset, cell.test_anomaly, cell.lr), np.nan)
             rows.append({"scheme": scheme, "dataset": cell.dataset, "test_anomaly": cell.test_anomaly,
-                         "variant": cell.variant, "lr": cell.lr, "k": cell.k, "difference": difference})
+                         "variant": cell.variant, "lr": cell.lr, "k": cell.k, "difference": difference,
+                         "spread": cell.ours_std, "n": cell.n_runs})
     return pd.DataFrame(rows, columns=list(FIG1_COLUMNS))
 
 
@@ -71,8 +78,56 @@ def figure2_data(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
         for cell in cells[cells["variant"].isin(list(FIG2_MODELS))].itertuples():
             rows.append({"dataset": cell.dataset, "test_anomaly": cell.test_anomaly,
                          "model": FIG2_MODELS[cell.variant], "variant": cell.variant, "pooling": pooling,
-                         "k": cell.k, "auc": cell.ours_mean})
+                         "k": cell.k, "auc": cell.ours_mean, "spread": cell.ours_std, "n": cell.n_runs})
     return pd.DataFrame(rows, columns=list(FIG2_COLUMNS))
+
+
+def _panel_runs(runs: pd.DataFrame, dataset: str, anomaly: str) -> pd.DataFrame:
+    return runs[(runs["status"] == "done") & (runs["dataset"] == dataset) & (runs["test_anomaly"] == anomaly)
+                & ~runs["semi_supervised"].astype(bool)]
+
+
+def figure_caveats(runs: pd.DataFrame) -> dict[str, dict[tuple[str, str], str]]:
+    """Per figure and panel, the one line saying why a comparison cannot differ (see module docstring)."""
+    caveats: dict[str, dict[tuple[str, str], str]] = {"fig1": {}, "fig2": {}}
+    for dataset, anomaly in PANELS:
+        panel = _panel_runs(runs, dataset, anomaly)
+        unpooled = panel[panel["pooling"] == "none"]
+        if len(unpooled) and (unpooled["image_size"].astype(float) < POOLING_MIN_SIZE).all():
+            size = int(unpooled["image_size"].max())
+            caveats["fig2"][(dataset, anomaly)] = f"at {size} px the last map is 1x1: no pooling = pooling"
+        variance = panel[(panel["variant"] == "dsvdd_bias_var") & (panel["objective"] == "soft_boundary")]
+        if len(variance) and not variance["reg_active"].fillna(False).astype(bool).any():
+            caveats["fig1"][(dataset, anomaly)] = "σ² reg. never switched on (hinge 0): = w/ bias"
+    return caveats
+
+
+def _caveat(ax, text: str | None) -> None:
+    if text:
+        ax.text(0.5, -0.3, text, ha="center", va="top", transform=ax.transAxes, fontsize=7, color="dimgray")
+
+
+def _bars(ax, x, values, spreads, counts, width, label):
+    """Bars with their spread over seeds as error bars and their number of runs above them."""
+    bars = ax.bar(x, values, width, yerr=spreads, capsize=2, label=label, error_kw={"linewidth": 0.8})
+    for bar, count in zip(bars, counts, strict=True):
+        if count and np.isfinite(bar.get_height()):
+            top = bar.get_height() if bar.get_height() >= 0 else 0.0
+            ax.annotate(f"{int(count)}", (bar.get_x() + bar.get_width() / 2, top), fontsize=6, ha="center",
+                        va="bottom", xytext=(0, 1), textcoords="offset points")
+
+
+def _fit_ylim(ax, values, spreads, floor: float | None = None, ceiling: float | None = None) -> None:
+    """A y-range around the bars (with their spreads), so that their differences show."""
+    values, spreads = np.asarray(values, dtype=float), np.nan_to_num(np.asarray(spreads, dtype=float))
+    finite = np.isfinite(values)
+    if not finite.any():
+        return
+    low = float(np.min(np.minimum(values, values - spreads)[finite]))
+    high = float(np.max((values + spreads)[finite]))
+    margin = max(2.0, 0.1 * (high - low))
+    low, high = low - margin, high + margin
+    ax.set_ylim(low if floor is None else max(floor, low), high if ceiling is None else min(ceiling, high))
 
 
 def _legend(axes) -> tuple[list, list]:
@@ -87,8 +142,10 @@ def _empty(ax, title: str) -> None:
     ax.set_yticks([])
 
 
-def draw_figure1(data: pd.DataFrame):
-    """Figure 1 from `figure1_data`: a row of panels per scheme, bars per variant and lr."""
+def draw_figure1(data: pd.DataFrame, caveats: dict[tuple[str, str], str] | None = None):
+    """Figure 1 from `figure1_data`: a row of panels per scheme, bars per variant and lr (error bars:
+    the variant's spread over seeds; numbers: its runs); `caveats` per panel (`figure_caveats`)."""
+    caveats = caveats or {}
     panels = PANELS
     schemes = list(FIG1_SCHEMES.values())
     learning_rates = sorted(data["lr"].unique())
@@ -103,12 +160,20 @@ def draw_figure1(data: pd.DataFrame):
             if cell["difference"].notna().sum() == 0:
                 _empty(ax, title)
                 continue
+            drawn, spreads = [], []
             for i, (variant, label) in enumerate(FIG1_VARIANTS.items()):
-                values = [cell[(cell["variant"] == variant) & np.isclose(cell["lr"], lr)]["difference"].mean()
-                          for lr in learning_rates]
+                at = [cell[(cell["variant"] == variant) & np.isclose(cell["lr"], lr)] for lr in learning_rates]
+                values = [row["difference"].mean() for row in at]
+                spread = [row["spread"].mean() for row in at]
                 offset = (i - (len(FIG1_VARIANTS) - 1) / 2) * width
-                ax.bar(np.arange(len(learning_rates)) + offset, values, width, label=label)
+                _bars(ax, np.arange(len(learning_rates)) + offset, values, spread, [row["n"].sum() for row in at],
+                      width, label)
+                drawn += values
+                spreads += spread
+            _fit_ylim(ax, [*drawn, 0.0], [*spreads, 0.0])
             ax.axhline(0.0, color="black", linewidth=0.8)
+            if row == len(schemes) - 1:
+                _caveat(ax, caveats.get((dataset, anomaly)))
             ax.set_xticks(range(len(learning_rates)), [f"{lr:g}" for lr in learning_rates])
             ax.set_title(title, fontsize=9)
             ax.set_ylabel("AUC difference to D. SVDD (points)", fontsize=8)
@@ -120,8 +185,10 @@ def draw_figure1(data: pd.DataFrame):
     return fig
 
 
-def draw_figure2(data: pd.DataFrame):
-    """Figure 2 from `figure2_data`: per panel, bars per model with and without pooling."""
+def draw_figure2(data: pd.DataFrame, caveats: dict[tuple[str, str], str] | None = None):
+    """Figure 2 from `figure2_data`: per panel, bars per model with and without pooling (error bars:
+    spread over seeds; numbers: runs); `caveats` per panel (`figure_caveats`)."""
+    caveats = caveats or {}
     panels = PANELS
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
     letters = list(FIG2_MODELS.values())
@@ -131,12 +198,17 @@ def draw_figure2(data: pd.DataFrame):
         if cell["auc"].notna().sum() == 0:
             _empty(ax, f"{dataset} {anomaly}")
             continue
+        drawn, spreads = [], []
         for i, (pooling, label) in enumerate(FIG2_POOLING.items()):
-            values = [cell[(cell["model"] == letter) & (cell["pooling"] == pooling)]["auc"].mean()
-                      for letter in letters]
-            ax.bar(np.arange(len(letters)) + (i - 0.5) * 0.4, values, 0.4, label=label)
+            at = [cell[(cell["model"] == letter) & (cell["pooling"] == pooling)] for letter in letters]
+            values, spread = [row["auc"].mean() for row in at], [row["spread"].mean() for row in at]
+            _bars(ax, np.arange(len(letters)) + (i - 0.5) * 0.4, values, spread, [row["n"].sum() for row in at],
+                  0.4, label)
+            drawn += values
+            spreads += spread
         ax.set_xticks(range(len(letters)), letters)
-        ax.set_ylim(0, 100)
+        _fit_ylim(ax, drawn, spreads, floor=0.0, ceiling=100.0)
+        _caveat(ax, caveats.get((dataset, anomaly)))
         ax.set_title(f"{dataset} {anomaly}", fontsize=9)
         ax.set_ylabel("test AUC (%)", fontsize=8)
     handles, labels = _legend(axes)
@@ -144,5 +216,5 @@ def draw_figure2(data: pd.DataFrame):
         fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
     fig.suptitle("Figure 2: with and without the pooling layer "
                  "(A OC-SVM, B IF, C D. SVDD, D w/ bias, E noise reg.)", fontsize=9)
-    fig.tight_layout(rect=(0, 0.08, 1, 0.92))
+    fig.tight_layout(rect=(0, 0.1, 1, 0.92))
     return fig
