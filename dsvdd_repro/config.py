@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_method
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from .schema import ConfigError, at_least, config_node, in_range, non_negative, one_of, positive
+from .schema import ConfigError, at_least, in_range, one_of, positive
 from .setups import AnomalyConfig
 
 # The groups whose options are nodes; a group left null is not part of the run.
@@ -34,35 +34,6 @@ EXECUTION_KEYS = (
     "trainer.progress", "trainer.eval_batch_size", "features.cache", "profile.weights",
 )
 DEVICES = ("auto", "cpu", "cuda")
-
-
-@config_node("optim", "adam")
-class AdamConfig:
-    """Section V-B: Adam with weight decay lambda; the head g at `lr`, every other layer at
-    lr x backbone_lr_factor (0.1), no learning-rate schedule."""
-
-    name: str = "adam"
-    lr: float = 1e-3
-    backbone_lr_factor: float = 0.1
-    weight_decay: float = 5e-4
-
-    def __post_init__(self) -> None:
-        positive("lr", self.lr)
-        positive("backbone_lr_factor", self.backbone_lr_factor)
-        non_negative("weight_decay", self.weight_decay)
-
-
-@config_node("lr_schedule", "multistep")
-class MultiStepConfig:
-    """The learning rate multiplied by `gamma` at each milestone epoch (Ruff et al.: / 10 at 50)."""
-
-    _target_: str = "torch.optim.lr_scheduler.MultiStepLR"
-    name: str = "multistep"
-    milestones: list[int] = field(default_factory=lambda: [50])
-    gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        in_range("gamma", self.gamma, 0.0, 1.0, low_open=True)
 
 
 @dataclass
@@ -138,16 +109,6 @@ def register_configs() -> None:
     from .runs import register_resolvers
 
     register_resolvers()
-
-
-def variant_name(cfg: DictConfig) -> str:
-    """The run's table row: the variant's own name (conf/variant/<name>.yaml), else
-    `custom_<method>[_<regularizer>]`, a name no paper row has (the report places it in no table)."""
-    if cfg.get("variant"):
-        return cfg.variant
-    regularizer = cfg.get("regularizer")
-    suffix = f"_{regularizer.name}" if regularizer is not None and regularizer.name != "none" else ""
-    return f"custom_{cfg.method.name}{suffix}"
 
 
 def check_node(cfg: DictConfig, group: str) -> None:

@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write_bytes
-from .config import EXECUTION_KEYS, variant_name
+from .config import EXECUTION_KEYS
 
 METRICS_FILE = "metrics.json"
 SCORES_FILE = "scores.npz"
@@ -115,6 +115,16 @@ def identity(cfg: DictConfig) -> dict:
 def config_hash(identity: dict) -> str:
     text = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def variant_name(cfg: DictConfig) -> str:
+    """The run's table row: the variant's own name (conf/variant/<name>.yaml), else
+    `custom_<method>[_<regularizer>]`, a name no paper row has (the report places it in no table)."""
+    if cfg.get("variant"):
+        return cfg.variant
+    regularizer = cfg.get("regularizer")
+    suffix = f"_{regularizer.name}" if regularizer is not None and regularizer.name != "none" else ""
+    return f"custom_{cfg.method.name}{suffix}"
 
 
 def run_folder(cfg: DictConfig) -> str:

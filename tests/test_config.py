@@ -75,7 +75,7 @@ def test_the_default_sweeper_is_the_grid_sweeper_and_experiments_share_the_paper
     ],
 )
 def test_each_table_row_is_one_variant_override(variant, method, regularizer, bias, features):
-    from dsvdd_repro.config import variant_name
+    from dsvdd_repro.runs import variant_name
 
     cfg = compose_config([*TINY, f"variant={variant}"])
     assert cfg.method.name == method and variant_name(cfg) == variant

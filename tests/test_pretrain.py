@@ -4,13 +4,13 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from dsvdd_repro.config import MultiStepConfig
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
 from dsvdd_repro.methods.deep_svdd.objectives import OneClass
 from dsvdd_repro.methods.deep_svdd.pretrain import AutoencoderPretraining
 from dsvdd_repro.methods.deep_svdd.regularizers import NoRegularizer
 from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD, _schedule
+from dsvdd_repro.methods.optim import MultiStepConfig
 from dsvdd_repro.models.lenet import LeNetCIFAR10
 
 

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from sklearn.decomposition import PCA
 
 from dsvdd_repro import train
-from dsvdd_repro.config import validate, variant_name
+from dsvdd_repro.config import validate
 from dsvdd_repro.data.protocols import SplitData
 from dsvdd_repro.methods.features import (
     FeatureCache,
@@ -23,6 +23,7 @@ from dsvdd_repro.methods.features import (
 )
 from dsvdd_repro.methods.shallow import IForestDetector, OCSVMDetector, gamma_scale
 from dsvdd_repro.models.resnet import ResNet18Config
+from dsvdd_repro.runs import variant_name
 from dsvdd_repro.schema import ConfigError
 from tests.conftest import TINY, compose_config
 
