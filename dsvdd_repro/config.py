@@ -1,11 +1,12 @@
 """The shared schema of a run's config and the checks that span several nodes.
 
-Each option of `dataset`, `method`, `model`, `objective`, `regularizer` and `features` is its own
-node, defined beside the class it builds (see dsvdd_repro/schema.py). This module holds what every
-run shares: the root (which groups exist, `seed`, `variant`), the `setup`, `anomaly`, `optim`,
-`trainer` and `profile` nodes, and `validate`, which converts every node to its dataclass (running
-its own checks) and then checks what no single node can see (a block count against the image size,
-a method's required groups).
+Each option of `dataset`, `setup`, `method`, `model`, `objective`, `regularizer`, `features`,
+`optim`, `lr_schedule` and `pretrain` is its own node, defined beside the class it builds (see
+dsvdd_repro/schema.py). This module holds what every run shares: the root (which groups exist,
+`seed`, `data_seed`, `variant`), the `trainer` and `profile` nodes, the keys that say where and how
+a run executes, and `validate`, which converts every node to its dataclass (running its own checks)
+and then checks what no single node can see (a block count against the image size, a method's
+required groups).
 """
 
 from __future__ import annotations
