@@ -94,14 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     weights = args.weights or profile_weights(args.profile)
     if not args.report_only:
         weights = resolve_weights(weights)
-    runs_dir = (args.runs_dir or Path("runs") / args.profile).resolve()
-    results_dir = (args.results_dir or Path("results") / args.profile).resolve()
+    # as given (relative to the working folder): the report names it, and committed reports must not
+    # name this machine's paths; the sweep gets it absolute
+    runs_dir = args.runs_dir or Path("runs") / args.profile
+    results_dir = args.results_dir or Path("results") / args.profile
     start = time.perf_counter()
     failures = []
     if not args.report_only:
         for name in chosen:
             print(f"== {name} (profile={args.profile}, launcher={args.launcher}, weights={weights})", flush=True)
-            result = subprocess.run(experiment_command(name, args.profile, args.launcher, weights, runs_dir))
+            result = subprocess.run(experiment_command(name, args.profile, args.launcher, weights, runs_dir.resolve()))
             if result.returncode != 0:
                 failures.append(name)  # report what there is; say which sweeps broke
     command = [sys.executable, "-m", "dsvdd_repro.report", str(runs_dir), "--out", str(results_dir)]
