@@ -24,13 +24,19 @@ from hydra.errors import HydraException
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.dsvdd_repro_sweeper import grid_sweeper
 from hydra_plugins.dsvdd_repro_sweeper.grid_sweeper import (
-    Axis,
     GridSweeper,
     expand_grid,
     grid_axes,
     sweep_jobs,
 )
+
+
+def Axis(*args, **kwargs):  # noqa: N802 (stands for the class)
+    """The sweeper module's Axis as it is now: Hydra's plugin scan re-executes the module in place,
+    so a class imported before a composition is no longer the one its functions build."""
+    return grid_sweeper.Axis(*args, **kwargs)
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "tests" / "sweeper_conf" / "app.py"
