@@ -21,6 +21,7 @@ from dsvdd_repro.methods.features import (
     selection_rows,
     subset,
 )
+from dsvdd_repro.methods.geo import PAPER_EPOCHS
 from dsvdd_repro.methods.shallow import IForestDetector, OCSVMDetector, gamma_scale
 from dsvdd_repro.models.resnet import ResNet18Config
 from dsvdd_repro.runs import variant_name
@@ -232,6 +233,7 @@ def test_variants_name_themselves_and_drop_the_groups_they_do_not_read():
     assert cnn.model.name == "resnet18" and cnn.objective is None
     geo = compose_config(["variant=geo"])
     assert geo.objective is None and geo.regularizer is None
-    assert (geo.optim.lr, geo.trainer.batch_size) == (1e-4, 35)  # conf/method_settings/geo.yaml
+    # conf/method_settings/geo.yaml holds Section V-B's values; its epochs are ceil(200 / 72)
+    assert (geo.optim.lr, geo.trainer.batch_size, geo.trainer.epochs) == (1e-4, 35, PAPER_EPOCHS)
     # without a variant, the run is named after its method and regularizer
     assert variant_name(compose_config([*TINY[1:], "regularizer=noise"])) == "custom_dsvdd_noise"
