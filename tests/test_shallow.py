@@ -22,7 +22,7 @@ from dsvdd_repro.methods.features import (
     subset,
 )
 from dsvdd_repro.methods.geo import PAPER_EPOCHS
-from dsvdd_repro.methods.shallow import IForestDetector, OCSVMDetector, gamma_scale
+from dsvdd_repro.methods.shallow import IForestDetector, OCSVMConfig, OCSVMDetector, OCSVMScaledConfig, gamma_scale
 from dsvdd_repro.models.resnet import ResNet18Config
 from dsvdd_repro.runs import variant_name
 from dsvdd_repro.schema import ConfigError
@@ -93,14 +93,31 @@ def test_scores_are_higher_for_the_known_outlier(detector_cls):
 
 def test_ocsvm_selects_the_best_validation_auc_and_caps_the_training_set():
     x_train, x_val, y_val, _ = _toy_with_outlier()
-    detector = OCSVMDetector(None, nus=(0.05, 0.5), gamma_exponents=(-8, 0, 6), max_train=120, progress=False)
+    detector = OCSVMDetector(None, nus=(0.05, 0.5), gamma_exponents=(-8, 0, 6), gamma_unit="scale", max_train=120,
+                             progress=False)
     summary = detector._fit(x_train, x_val, y_val)
     grid = summary["selection"]["grid"]
     assert len(grid) == 6 and summary["selection"]["n_train_used"] == 120
     best = max(grid, key=lambda row: row["val_auc"])
     assert summary["val_auc"] == best["val_auc"]
     assert summary["selection"]["chosen"]["gamma_exponent"] == best["gamma_exponent"]
+    # the subsample's scale (within 30% of the whole set's) times 2^k
     assert np.isclose(best["gamma"], gamma_scale(x_train[:120]) * 2.0 ** best["gamma_exponent"], rtol=0.3)
+
+
+def test_ocsvm_defaults_to_ruff_et_als_absolute_grid_on_every_training_row():
+    x_train, x_val, y_val, _ = _toy_with_outlier()
+    detector = OCSVMDetector(None, progress=False)
+    summary = detector._fit(x_train, x_val, y_val)
+    grid = summary["selection"]["grid"]
+    assert [(row["nu"], row["gamma"]) for row in grid] == [
+        (nu, 2.0**k) for nu in (0.01, 0.1) for k in range(-10, 0)]
+    assert summary["selection"]["n_train_used"] == len(x_train) and summary["selection"]["gamma_unit"] == "absolute"
+    node = OmegaConf.structured(OCSVMConfig)
+    assert (list(node.nus), list(node.gamma_exponents), node.gamma_unit, node.max_train) == (
+        [0.01, 0.1], list(range(-10, 0)), "absolute", None)
+    wider = OmegaConf.structured(OCSVMScaledConfig)  # method=ocsvm_scaled: the grid this suite used before
+    assert (len(wider.nus) * len(wider.gamma_exponents), wider.gamma_unit) == (40, "scale")
 
 
 def test_validation_subsample_is_seeded_and_balanced():

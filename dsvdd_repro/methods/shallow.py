@@ -2,18 +2,20 @@
 
 The paper "selected the same set of hyperparameters as mentioned in [12], [13], [41]" without
 listing them. Ours, fixed before looking at any test score:
-- OC-SVM (Schölkopf et al.), scikit-learn `OneClassSVM(kernel="rbf")`. nu in `method.nus`
-  ({0.01, 0.05, 0.1, 0.2, 0.5}; Ruff et al. used {0.01, 0.1}) and gamma = 2^k * gamma_scale for k
-  in `method.gamma_exponents` ({-8, -6, ..., 6}), where gamma_scale = 1 / (d * Var(X_train))
-  is scikit-learn's `gamma="scale"`. Relative to the data's scale rather than Ruff et al.'s absolute
-  {2^-10, ..., 2^-1}, so that one grid fits PCA and CNN features alike; on Ruff et al.'s PCA
-  features of CIFAR-10 their grid spans about 2^-8.4 ... 2^0.6 x gamma_scale, inside ours.
-  Every pair is fitted on the training features only; the pair with the highest AUC on the
-  validation subsample is kept (ties: the first in grid order). Ruff et al. selected on 10% of the
-  test set; we never look at test data.
-- Training set cap: kernel SVMs scale quadratically, so OC-SVM trains on a seeded subsample of at
-  most `method.max_train` (10,000) training rows (the alteration setup's 40,000 CIFAR-10 images
-  exceed it; one-vs-all's 4,000 do not). The summary records how many rows were used.
+- OC-SVM (Schölkopf et al.), scikit-learn `OneClassSVM(kernel="rbf")`, with Ruff et al.'s grid
+  [13] (the paper's "as in [12], [13], [41]"): nu in `method.nus` = {0.01, 0.1} and gamma = 2^k for
+  k in `method.gamma_exponents` = {-10, ..., -1} (`method.gamma_unit=absolute`). Every pair is
+  fitted on the training features only; the pair with the highest AUC on the validation subsample
+  is kept (ties: the first in grid order). Ruff et al. selected on 10% of the test set; we never
+  look at test data. The wider grid relative to the data's scale that this suite used before is
+  the option `method=ocsvm_scaled`: nu in {0.01, 0.05, 0.1, 0.2, 0.5}, gamma = 2^k * gamma_scale
+  for k in {-8, -6, ..., 6}, where gamma_scale = 1 / (d * Var(X_train)) is scikit-learn's
+  `gamma="scale"` (`method.gamma_unit=scale`): one grid that fits PCA and unstandardised CNN
+  features alike.
+- Training rows: all of them by default (`method.max_train=null`), as Ruff et al. Kernel SVMs
+  scale quadratically, so `method.max_train=N` trains on a seeded subsample of N rows (drawn with
+  `data_seed`); the quick and smoke profiles cap every split's rows instead (profile.max_train
+  1000 and 200). The summary records how many rows were used.
 - Validation subsample: selection scores a seeded subset of at most `method.val_max_samples` (2,000)
   validation rows, at most half of them per label (`features.selection_rows`), because one-vs-all
   validation sets have 46,000 CIFAR-10 images and OC-SVM scoring is kernel evaluations.
@@ -37,7 +39,7 @@ from tqdm.auto import tqdm
 
 from ..data.protocols import SplitData
 from ..evaluation import auroc
-from ..schema import ConfigError, at_least, build, config_node, in_range
+from ..schema import ConfigError, at_least, build, config_node, in_range, one_of
 from .base import Detector, RunContext
 from .features import FeatureCache, selection_rows, subset, unlabeled_train
 
@@ -45,6 +47,9 @@ log = logging.getLogger(__name__)
 
 # seed stream of the OC-SVM training subsample
 _TRAIN_CAP_STREAM = 12
+
+
+GAMMA_UNITS = ("absolute", "scale")
 
 
 def gamma_scale(x: np.ndarray) -> float:
@@ -128,15 +133,17 @@ class ShallowConfig:
 
 @config_node("method", "ocsvm")
 class OCSVMConfig(ShallowConfig):
-    """OC-SVM, RBF kernel, on the `features` node: nu x gamma = 2^k * gamma_scale (scikit-learn's
-    "scale") chosen by validation AUC; fitted on (at most max_train) training rows only."""
+    """OC-SVM, RBF kernel, on the `features` node, with Ruff et al.'s grid: nu x gamma = 2^k,
+    chosen by validation AUC; fitted on all (or at most max_train) training rows only."""
 
     _target_: str = "dsvdd_repro.methods.shallow.OCSVMDetector.from_context"
     name: str = "ocsvm"
-    nus: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.5])
-    gamma_exponents: list[int] = field(default_factory=lambda: [-8, -6, -4, -2, 0, 2, 4, 6])
-    # kernel SVMs scale quadratically: train on a seeded subsample of at most this many rows
-    max_train: int | None = 10000
+    nus: list[float] = field(default_factory=lambda: [0.01, 0.1])
+    gamma_exponents: list[int] = field(default_factory=lambda: list(range(-10, 0)))
+    # gamma = 2^k (absolute) or 2^k * scikit-learn's "scale" 1 / (d * Var(X_train)) (scale)
+    gamma_unit: str = "absolute"
+    # train on a seeded subsample of at most this many rows (kernel SVMs scale quadratically); null = all
+    max_train: int | None = None
 
     def __post_init__(self) -> None:
         self.check_val_max_samples()
@@ -145,7 +152,19 @@ class OCSVMConfig(ShallowConfig):
                 raise ConfigError(key, list(getattr(self, key)), "must be a non-empty list")
         for nu in self.nus:
             in_range("nus", nu, 0.0, 1.0, low_open=True)
+        one_of("gamma_unit", self.gamma_unit, GAMMA_UNITS)
         at_least("max_train", self.max_train, 2, nullable=True)
+
+
+@config_node("method", "ocsvm_scaled")
+class OCSVMScaledConfig(OCSVMConfig):
+    """OC-SVM with a wider grid relative to the data's scale (this suite's grid before it followed
+    Ruff et al.): nu in {0.01, 0.05, 0.1, 0.2, 0.5}, gamma = 2^k * gamma_scale, k in {-8, ..., 6}."""
+
+    name: str = "ocsvm_scaled"
+    nus: list[float] = field(default_factory=lambda: [0.01, 0.05, 0.1, 0.2, 0.5])
+    gamma_exponents: list[int] = field(default_factory=lambda: [-8, -6, -4, -2, 0, 2, 4, 6])
+    gamma_unit: str = "scale"
 
 
 @config_node("method", "iforest")
@@ -167,18 +186,19 @@ class IForestConfig(ShallowConfig):
 class OCSVMDetector(ShallowDetector):
     algorithm = "ocsvm"
 
-    def __init__(self, features: FeatureCache | None, *, nus: Sequence[float] = (0.01, 0.05, 0.1, 0.2, 0.5),
-                 gamma_exponents: Sequence[int] = (-8, -6, -4, -2, 0, 2, 4, 6), max_train: int | None = 10000,
-                 **common):
+    def __init__(self, features: FeatureCache | None, *, nus: Sequence[float] = (0.01, 0.1),
+                 gamma_exponents: Sequence[int] = tuple(range(-10, 0)), gamma_unit: str = "absolute",
+                 max_train: int | None = None, **common):
         super().__init__(features, **common)
         self.nus, self.gamma_exponents, self.max_train = tuple(nus), tuple(gamma_exponents), max_train
+        self.gamma_unit = gamma_unit
 
     def _fit(self, x_train, x_val, y_val) -> dict:
         n_total = len(x_train)
         if self.max_train is not None and n_total > self.max_train:
             rng = np.random.default_rng([self.data_seed, _TRAIN_CAP_STREAM])
             x_train = x_train[np.sort(rng.choice(n_total, self.max_train, replace=False))]
-        scale = gamma_scale(x_train)
+        scale = gamma_scale(x_train) if self.gamma_unit == "scale" else 1.0
         grid = [(nu, k) for nu in self.nus for k in self.gamma_exponents]
         table, best = [], None
         for nu, k in tqdm(grid, desc="OC-SVM grid", disable=not self.progress, leave=False):
@@ -193,12 +213,13 @@ class OCSVMDetector(ShallowDetector):
             if best is None or val_auc > best[0]:
                 best = (val_auc, model, table[-1])
         val_auc, self.model, chosen = best
-        log.info("OC-SVM: nu=%g, gamma=2^%d x %.4g (val AUC %.4f) of %d grid points on %d of %d train rows",
-                 chosen["nu"], chosen["gamma_exponent"], scale, val_auc, len(grid), len(x_train), n_total)
+        log.info("OC-SVM: nu=%g, gamma=2^%d x %.4g (%s; val AUC %.4f) of %d grid points on %d of %d train rows",
+                 chosen["nu"], chosen["gamma_exponent"], scale, self.gamma_unit, val_auc, len(grid), len(x_train), n_total)
         return {
             "val_auc": val_auc,
             "selection": {
-                "rule": "max val AUC over nu x gamma = 2^k * gamma_scale, fitted on train only",
+                "rule": f"max val AUC over nu x gamma = 2^k * unit ({self.gamma_unit}), fitted on train only",
+                "gamma_unit": self.gamma_unit,
                 "gamma_scale": scale,
                 "chosen": {"nu": chosen["nu"], "gamma_exponent": chosen["gamma_exponent"], "gamma": chosen["gamma"]},
                 "n_train_used": len(x_train),
