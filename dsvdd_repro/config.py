@@ -20,6 +20,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_method
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from .evaluation import COLLAPSE_RATIO
 from .schema import ConfigError, at_least, in_range, one_of, positive
 from .setups import AnomalyConfig
 
@@ -45,8 +46,8 @@ class TrainerConfig:
     device: str = "auto"
     num_threads: int | None = None
     # an epoch counts as collapsed when the validation features' variance falls below
-    # collapse_ratio x their mean second moment (see dsvdd_repro/evaluation.py)
-    collapse_ratio: float = 1e-3
+    # collapse_ratio x their mean second moment (measured threshold: dsvdd_repro/evaluation.py)
+    collapse_ratio: float = COLLAPSE_RATIO
     progress: bool = True
 
     def __post_init__(self) -> None:

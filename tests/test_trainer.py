@@ -6,6 +6,7 @@ import torch
 
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
+from dsvdd_repro.evaluation import COLLAPSE_RATIO, COLLAPSED_RELATIVE_VARIANCE, HEALTHY_RELATIVE_VARIANCE
 from dsvdd_repro.methods.deep_svdd.objectives import OneClass, SoftBoundary
 from dsvdd_repro.methods.deep_svdd.regularizers import NoRegularizer
 from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD
@@ -64,31 +65,48 @@ def test_center_is_mean_of_initial_features_with_eps_rule():
     assert (detector.center.abs() >= 0.1 - 1e-7).all()
 
 
-def test_collapse_is_detected_and_best_epoch_precedes_it():
-    # A network whose features are forced to a constant after the first epoch: the diagnostics must
-    # flag the collapse and keep the model from before it.
-    detector = DeepSVDD(ResNet18Features(), OneClass(), NoRegularizer(), torch.device("cpu"), epochs=3,
-                        batch_size=12, progress=False)
-    splits = tiny_splits()
+def collapse_after_epoch(detector, first: int, scale: float):
+    """From epoch `first` on, every batch-norm scale of `detector.net` is multiplied by `scale` after
+    the epoch's training: the features become phi = const within float32 tolerance (scale 1e-3) or
+    stay healthy (scale 1)."""
     original = detector._train_epoch
 
-    def collapsing_epoch(train, optimizer, rng, epoch):
+    def epoch_then_collapse(train, optimizer, rng, epoch):
         result = original(train, optimizer, rng, epoch)
-        if epoch >= 2:
+        if epoch >= first:
             with torch.no_grad():
                 for module in detector.net.modules():
                     if isinstance(module, torch.nn.BatchNorm2d):
-                        module.weight.zero_()  # every feature becomes the (constant) bias: phi = const
+                        module.weight.mul_(scale)
         return result
 
-    detector._train_epoch = collapsing_epoch
+    detector._train_epoch = epoch_then_collapse
+
+
+def test_collapse_is_detected_and_best_epoch_precedes_it():
+    # features equal within float32 tolerance from epoch 2 on: flagged, and the model of epoch 1 kept
+    detector = DeepSVDD(ResNet18Features(), OneClass(), NoRegularizer(), torch.device("cpu"), epochs=3,
+                        batch_size=12, progress=False)
+    splits = tiny_splits()
+    collapse_after_epoch(detector, first=2, scale=1e-3)
     summary = detector.fit(splits.train, splits.val)
     flags = [h["collapsed"] for h in summary["history"]]
     assert flags == [False, True, True]
+    assert all(h["val_relative_var"] < 1e-15 for h in summary["history"][1:])
     assert summary["collapsed"] and summary["collapse_epoch"] == 2
     assert summary["best_epoch"] == 1
     scores = detector.score(splits.test)
     assert np.std(scores) > 0  # scored with the model from before the collapse
+
+
+def test_the_collapse_threshold_lies_between_what_collapsed_and_healthy_networks_measure():
+    assert COLLAPSED_RELATIVE_VARIANCE < COLLAPSE_RATIO < HEALTHY_RELATIVE_VARIANCE
+    assert np.isclose(np.log(COLLAPSE_RATIO), np.log(COLLAPSED_RELATIVE_VARIANCE * HEALTHY_RELATIVE_VARIANCE) / 2,
+                      atol=0.05)
+    # a healthy run (features contracting under training, not constant) is never flagged
+    detector, summary, _, _ = fit(epochs=3, lr=1e-2)
+    assert not summary["collapsed"]
+    assert min(h["val_relative_var"] for h in summary["history"]) > 1e3 * COLLAPSE_RATIO
 
 
 def test_score_before_fit_is_an_error():

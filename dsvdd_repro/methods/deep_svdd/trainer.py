@@ -34,7 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ...data.protocols import SplitData
-from ...evaluation import auroc, feature_variance, is_collapsed, relative_variance
+from ...evaluation import COLLAPSE_RATIO, auroc, feature_variance, is_collapsed, relative_variance
 from ...schema import build, config_node, positive
 from ..base import Detector, RunContext
 from .objectives import OneClass, initial_center, squared_distances
@@ -79,7 +79,7 @@ class DeepSVDD(Detector):
     def __init__(
         self, net: nn.Module, objective: OneClass, regularizer: Regularizer, device: torch.device, *,
         lr: float = 1e-3, backbone_lr_factor: float = 0.1, weight_decay: float = 5e-4, epochs: int = 30,
-        batch_size: int = 50, eval_batch_size: int = 500, collapse_ratio: float = 1e-3, seed: int = 0,
+        batch_size: int = 50, eval_batch_size: int = 500, collapse_ratio: float = COLLAPSE_RATIO, seed: int = 0,
         progress: bool = True, center_eps: float = 0.1, calibrate_bn: bool = False,
         lr_schedule: Callable[[torch.optim.Optimizer], object] | None = None,
         pretrain: Callable[..., dict] | None = None,
