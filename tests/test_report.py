@@ -331,3 +331,35 @@ def test_figures_say_when_a_panel_cannot_differ(tmp_path):
     assert "1x1" in caveats["fig2"][("wikiart", "block_perm:2")]
     assert "never switched on" in caveats["fig1"][("wikiart", "block_perm:2")]
     assert ("wikiart", "block_perm:8") not in caveats["fig2"]
+
+
+def test_the_collapse_study_reports_collapse_epochs_and_its_lowest_variances(tmp_path):
+    from dsvdd_repro.report import collapse
+    from dsvdd_repro.report.__main__ import write_report
+    from dsvdd_repro.runs import collect_metrics
+
+    def study(variant, net, lr, relative_vars, collapse_epoch=None, **axes):
+        history = [{"epoch": e + 1, "feature_var": 0.1, "mean_dist": 1.0, "val_auc": 0.6,
+                    "val_relative_var": v} for e, v in enumerate(relative_vars)]
+        config = {"model": {"name": net}, "trainer": {"collapse_ratio": 6.6e-11}}
+        return metrics(variant, 0.6, **{"lr": lr, "backbone_lr_factor": 1.0, "history": history, "config": config,
+                                        "collapse_epoch": collapse_epoch, **axes})
+
+    write_runs(tmp_path / "runs", [
+        study("dsvdd", "lenet_cifar10", 0.1, [1e-2, 1e-3, 1e-4]),
+        study("dsvdd_bias", "lenet_cifar10", 0.1, [1e-2, 1e-12, 1e-13], collapse_epoch=2),
+        study("dsvdd_bias", "resnet18", 0.001, [0.3, 0.2]),
+        study("dsvdd_bias", "resnet18", 0.001, [0.3, 0.2], backbone_lr_factor=0.1),  # a table run: not the study's
+        study("dsvdd_ruff2018", "lenet_cifar10", 0.1, [1e-2]),  # not one of the four variants
+    ])
+    runs = collapse.study_runs(collect_metrics(tmp_path / "runs"))
+    assert len(runs) == 3
+    bias = runs[(runs["variant"] == "dsvdd_bias") & (runs["net"] == "lenet_cifar10")].iloc[0]
+    assert (bias["collapse_epoch"], bias["min_relative_var"], bias["min_relative_var_epoch"]) == (2, 1e-13, 3)
+    table = collapse.to_markdown(runs)
+    assert "| w/ bias | 2 (min 1.0e-13) |" in table and "| D. SVDD (no bias) | - (min 1.0e-04) |" in table
+    assert "runs that collapsed: 1 of 3" in table and "never collapsed: 0.0001" in table
+    write_report(tmp_path / "runs", tmp_path / "out")
+    assert (tmp_path / "out" / "fig_collapse.png").stat().st_size > 0
+    assert "collapse.md, fig_collapse.png: the collapse study, 3 runs, 1 collapsed" in (
+        tmp_path / "out" / "REPORT.md").read_text()

@@ -29,6 +29,7 @@ EXPECTED_RUNS = {
     "fig1": 2 * 2 * 3 * 2 * (2 + 8 + 1) * 5,
     "fig2": 2 * 2 * 2 * (2 + 2 + 8) * 5,  # pooling x (OC-SVM/IF on CNN features, D. SVDD, w/ bias, 8 k)
     "ruff2018": 10 * 2 * 5,  # normal classes x (last epoch, best validation epoch): no k
+    "collapse": 2 * 4 * 4 * 10 * 5,  # nets x variants x learning rates x normal classes x seeds: k fixed
 }
 
 
@@ -56,7 +57,7 @@ def test_experiment_expands_to_its_distinct_paper_runs_composing_per_group_choic
     noise = [job for job in expansion.jobs if "variant=dsvdd_bias_noise" in job]
     paper_k = {f"regularizer.k={k}" for k in (5, 30, 50, 60, 70, 100, 130, 200)}
     assert {item for job in noise for item in job if item.startswith("regularizer.k=")} == (
-        set() if experiment == "ruff2018" else paper_k)  # the original protocol has no noise variant
+        set() if experiment in ("ruff2018", "collapse") else paper_k)  # neither selects k
     assert not any(item.startswith("regularizer.k=") for job in expansion.jobs if "variant=dsvdd_bias_noise" not in job
                    for item in job)
 
@@ -88,6 +89,23 @@ def test_the_quick_profile_runs_the_original_protocol_reduced_for_two_classes():
         cfg = compose("config", overrides=["experiment=ruff2018", "profile=quick", "variant=dsvdd_ruff2018"])
     assert (cfg.pretrain.epochs, cfg.trainer.epochs, cfg.profile.max_train, cfg.setup.train_fraction) == (20, 30, None, 1.0)
     assert (cfg.model.name, cfg.model.bias, cfg.trainer.batch_size, cfg.optim.weight_decay) == ("lenet_cifar10", False, 200, 5e-7)
+
+
+def test_the_collapse_study_sweeps_nets_variants_and_rates_from_random_initialisation():
+    quick = expand("collapse", "quick").jobs
+    assert len(quick) == 2 * 4 * 4 and all("setup.normal_class=0" in job and "seed=0" in job for job in quick)
+    assert {item for job in quick for item in job if item.startswith("optim.lr=")} == {
+        "optim.lr=0.0001", "optim.lr=0.001", "optim.lr=0.01", "optim.lr=0.1"}
+    assert len(expand("collapse", "smoke").jobs) == 2 * 4 * 2
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for net, variant, bias in (("lenet_cifar10", "dsvdd", False), ("resnet18", "dsvdd_bias_var", True)):
+            cfg = compose("config", overrides=["experiment=collapse", "profile=quick", f"model={net}",
+                                                f"variant={variant}", "profile.weights=imagenet"])
+            validate(cfg)
+            # random initialisation whatever the profile asks, one rate for the whole net, 25 epochs
+            assert (cfg.model.name, cfg.model.bias, cfg.model.weights) == (net, bias, "none")
+            assert (cfg.optim.backbone_lr_factor, cfg.trainer.epochs, cfg.profile.max_train) == (1.0, 25, 500)
+            assert cfg.lr_schedule is None and cfg.pretrain is None
 
 
 def test_profile_commands():

@@ -3,7 +3,8 @@
 Outputs: runs.csv (every run, finished or failed, full precision), table{I..VI}.{md,csv,tex} (ours
 mean +- std (n) beside the paper's value, difference, cells beyond the paper's spread marked; the CSV's
 AUCs rounded as the Markdown prints them), fig1.png, fig2.png, and REPORT.md (what was reproduced per
-table, with which data and weights, what is missing and why). Reads only the run folders and the
+table, with which data and weights, what is missing and why); when their runs exist, ruff2018.{md,csv}
+(the original deep SVDD protocol) and collapse.{md,csv} with fig_collapse.png (the collapse study). Reads only the run folders and the
 package's published tables, so it runs from any folder.
 """
 
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..runs import collect_metrics
+from . import collapse
 from .collect import collect_runs, collect_unstarted
 from .figures import draw_figure1, draw_figure2, figure1_data, figure2_data, figure_caveats
 from .published import TABLES, load_published
@@ -185,10 +188,25 @@ def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> 
     if len(original):  # the original deep SVDD protocol (experiment ruff2018), when it ran
         original.to_csv(out / "ruff2018.csv", index=False)
         (out / "ruff2018.md").write_text(ruff2018_markdown(original))
+    extra = []
+    if len(original):
+        extra.append("- ruff2018.md: the original deep SVDD protocol (Ruff et al. 2018) beside its published "
+                     "per-class AUCs")
+    study = collapse.study_runs(collect_metrics(runs_root))
+    if len(study):  # the collapse study (experiment `collapse`), when it ran
+        study.to_csv(out / "collapse.csv", index=False)
+        (out / "collapse.md").write_text(collapse.to_markdown(study))
+        figure = collapse.draw(collapse.study_histories(collect_metrics(runs_root)))
+        figure.savefig(out / "fig_collapse.png", dpi=110)
+        n_collapsed = int(study["collapse_epoch"].notna().sum())
+        extra.append(f"- collapse.md, fig_collapse.png: the collapse study, {len(study)} runs, "
+                     f"{n_collapsed} collapsed")
     caveats = figure_caveats(runs)
     draw_figure1(figure1_data(runs, published), caveats["fig1"]).savefig(out / "fig1.png", dpi=120)
     draw_figure2(figure2_data(runs, published), caveats["fig2"]).savefig(out / "fig2.png", dpi=120)
     lines = _report_lines(runs_root, runs, tables, collect_unstarted(runs_root), produced_by)
+    if extra:
+        lines += ["", "## Beyond the paper's tables", "", *extra]
     (out / "REPORT.md").write_text("\n".join(lines) + "\n")
     return tables
 
