@@ -45,7 +45,8 @@ def relative_variance(features: torch.Tensor) -> float:
 #   exactly 0): 6.4e-17 on the LeNet with bias terms, 3.6e-17 on ResNet-18;
 # - healthy, the lowest value any trained run measured: 6.8e-5 (LeNet with bias terms, lr 1e-3,
 #   40 epochs on 1,000 airplanes, validation AUC still 0.56: its features contract like 1/epoch
-#   but keep ranking). ResNet-18 runs stay above 6e-4, and go back up after such a low.
+#   but keep ranking). In the collapse study (results/quick/collapse.md) ResNet-18 with bias terms
+#   dipped to 7.6e-5 (lr 1e-2) and rose again; no run came near a collapsed network.
 # The threshold is the geometric mean of the two, 6.6e-11 (features equal to about 1e-5 of their
 # magnitude): eleven orders of magnitude separate them, and it sits 5.5 orders from either side.
 # The former round 1e-3 flagged healthy LeNets at their first epoch (~1e-3) and a ResNet-18 epoch
