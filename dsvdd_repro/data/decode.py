@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..faults import crash_point
 from .errors import root_error
 
 # Decoding a full-size JPEG costs milliseconds: a pool pays off from a few hundred images on.
@@ -110,7 +111,9 @@ def iter_decoded(
     starts = range(0, len(rel_paths), rows)
     chunks = [(str(folder), rel_paths[i : i + rows], size, exact_name) for i in starts]
     sizes = [len(c[1]) for c in chunks]
-    yield from map_chunks(_decode_chunk, chunks, sizes, desc, workers, progress)
+    for decoded in map_chunks(_decode_chunk, chunks, sizes, desc, workers, progress):
+        crash_point("decode")  # fault-injection tests only (dsvdd_repro/faults.py)
+        yield decoded
 
 
 def resize_uint8(images: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
