@@ -385,15 +385,18 @@ def test_cached_arrays_roundtrip_and_mmap(tmp_path):
 
 def test_cached_arrays_concurrent_builders(tmp_path):
     import threading
+    import time
 
     key = {"v": "race"}
-    results, barrier = [], threading.Barrier(4)
+    results, builds, start = [], [], threading.Barrier(4)
 
     def build():
-        barrier.wait(timeout=10)  # all four build at once
+        builds.append(1)
+        time.sleep(0.2)  # the others look the entry up while this one builds
         return {"x": np.arange(1000, dtype=np.int64)}
 
     def worker():
+        start.wait(timeout=10)  # all four look the entry up at once
         results.append(cached_arrays(tmp_path, "race", key, build))
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
@@ -402,6 +405,8 @@ def test_cached_arrays_concurrent_builders(tmp_path):
     for t in threads:
         t.join()
     assert len(results) == 4 and all(r[0]["x"].sum() == 499500 for r in results)
+    # the entry's lock: one builds, the others wait and load its result
+    assert len(builds) == 1 and sorted(r[1]["cache_hit"] for r in results) == [False, True, True, True]
     out, info = cached_arrays(tmp_path, "race", key, _no_decode)
     assert info["cache_hit"] is True and out["x"].sum() == 499500
     assert sorted(p.name for p in (tmp_path / f"race-{fingerprint(key)}").iterdir()) == ["meta.json", "x.npy"]
