@@ -4,15 +4,18 @@ Each option of `dataset`, `setup`, `method`, `model`, `objective`, `regularizer`
 `optim`, `lr_schedule` and `pretrain` is its own node, defined beside the class it builds (see
 dsvdd_repro/schema.py). This module holds what every run shares: the root (which groups exist,
 `seed`, `data_seed`, `variant`), the `trainer` and `profile` nodes, the keys that say where and how
-a run executes, and `validate`, which converts every node to its dataclass (running its own checks)
-and then checks what no single node can see (a block count against the image size, a method's
-required groups).
+a run executes, and `validate`, which refuses keys that no schema has (`+trainer.epoch=3`), converts
+every node to its dataclass (running its own checks) and then checks what no single node can see (a
+block count against the image size, a class index against the dataset's classes, a method's required
+groups, a weights file against the backbone), all before any data is read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +24,8 @@ from hydra.utils import get_method
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .evaluation import COLLAPSE_RATIO
-from .schema import ConfigError, at_least, in_range, one_of, positive
+from .models.weights import check_weights
+from .schema import ConfigError, at_least, in_range, one_of, positive, shorten
 from .setups import AnomalyConfig
 
 # The groups whose options are nodes; a group left null is not part of the run.
@@ -36,6 +40,16 @@ EXECUTION_KEYS = (
     "trainer.progress", "trainer.eval_batch_size", "features.cache", "profile.weights",
 )
 DEVICES = ("auto", "cpu", "cuda")
+# `seed` and `data_seed` seed numpy's legacy generator (np.random.seed), which takes 0..2**32 - 1
+SEED_MAX = 2**32 - 1
+# the model nodes whose `weights` may be a file, checked against ResNet-18's backbone before any work
+WEIGHTS_FILE_TARGETS = ("dsvdd_repro.models.resnet.ResNet18Features",)
+
+
+def show_progress(cfg: DictConfig) -> bool:
+    """Progress bars only when asked (trainer.progress) and on a terminal: SLURM logs and pipes get
+    the plain log lines."""
+    return bool(cfg.trainer.progress) and sys.stderr.isatty()
 
 
 @dataclass
@@ -48,6 +62,8 @@ class TrainerConfig:
     # an epoch counts as collapsed when the validation features' variance falls below
     # collapse_ratio x their mean second moment (measured threshold: dsvdd_repro/evaluation.py)
     collapse_ratio: float = COLLAPSE_RATIO
+    # a training loss above divergence_factor x the first step's ends the run as diverged
+    divergence_factor: float = 1e6
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -58,6 +74,7 @@ class TrainerConfig:
         one_of("device", self.device, DEVICES)
         at_least("num_threads", self.num_threads, 1, nullable=True)
         in_range("collapse_ratio", self.collapse_ratio, 0.0, 1.0, low_open=True)
+        at_least("divergence_factor", self.divergence_factor, 1.0)
 
 
 @dataclass
@@ -113,20 +130,63 @@ def register_configs() -> None:
     register_resolvers()
 
 
-def check_node(cfg: DictConfig, group: str) -> None:
-    """Run the node's own checks (its dataclass's __post_init__), naming the key with its group."""
+def check_keys(node: DictConfig, path: str = "") -> None:
+    """Refuse a key that the node's dataclass does not have (added with `+`, e.g. `+trainer.epoch=3`,
+    which Hydra accepts and the run would silently ignore), in this node and the nodes below it.
+    Nodes without a dataclass (a user's YAML option) are left to their class's own arguments."""
+    node_type = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(node_type):
+        fields = [f.name for f in dataclasses.fields(node_type)]
+        for key in node.keys():
+            if key not in fields and not (path == "" and key == "hydra"):
+                value = OmegaConf.to_container(node, resolve=False)[key]
+                raise ConfigError(f"{path}{key}", value, "unknown key; allowed: "
+                                  + shorten(name for name in fields if not name.startswith("_")))
+    for key in node.keys():
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+            check_keys(child, f"{path}{key}.")
+
+
+def check_node(cfg: DictConfig, group: str) -> object | None:
+    """Run the node's own checks (its dataclass's __post_init__), naming the key with its group;
+    return the node as its dataclass (None when the group is null or its node has no dataclass)."""
     node = cfg.get(group)
     if isinstance(node, DictConfig) and OmegaConf.get_type(node) not in (dict, None):
         try:
-            OmegaConf.to_object(node)
+            return OmegaConf.to_object(node)
         except ConfigError as error:
             raise error.within(group) from None
+    return None
+
+
+def check_classes(cfg: DictConfig, dataset: object | None) -> None:
+    """One-vs-all class indices against the dataset's classes, when its node knows how many there are
+    (`n_classes`: a key of dataset=fake, a constant of dataset=cifar10); the other datasets' are
+    checked when their folders are read (dsvdd_repro/data/protocols.py)."""
+    n_classes = getattr(dataset, "n_classes", None)
+    if cfg.setup.name != "one_vs_all" or not isinstance(n_classes, int):
+        return
+    name = cfg.dataset.name
+    if n_classes < 2:
+        raise ConfigError("setup", "one_vs_all", f"{name} has a single class: there is no other class to be "
+                          "anomalous; use setup=alteration")
+    keys = ["normal_class"] + (["labeled_anomaly_class"] if cfg.setup.get("semi_supervised") else [])
+    for key in keys:
+        value = cfg.setup.get(key)
+        if value is not None and not 0 <= value < n_classes:
+            raise ConfigError(f"setup.{key}", value, f"not a class of {name}; allowed: 0..{n_classes - 1}")
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check every value before any work; raise one ConfigError naming the key, value and rule."""
-    for group in (*NODE_GROUPS, "trainer", "profile"):
-        check_node(cfg, group)
+    """Check every value before any work; raise one ConfigError (WeightsError for a weights file)
+    naming the key, value and rule."""
+    check_keys(cfg)
+    nodes = {group: check_node(cfg, group) for group in (*NODE_GROUPS, "trainer", "profile")}
+    for key in ("seed", "data_seed"):
+        value = cfg.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= SEED_MAX:
+            raise ConfigError(key, value, f"must be an integer in 0..{SEED_MAX}, numpy's seed range")
     target = get_method(cfg.method._target_)
     for group in getattr(getattr(target, "__self__", target), "REQUIRES", ()):  # a class or its factory
         if cfg.get(group) is None:
@@ -141,6 +201,10 @@ def validate(cfg: DictConfig) -> None:
     if cfg.setup.name == "one_vs_all" and not getattr(OmegaConf.get_type(cfg.dataset), "CLASS_LABELS", True):
         raise ConfigError("setup", "one_vs_all", f"{cfg.dataset.name} images have no single class label; "
                           "use setup=alteration")
+    check_classes(cfg, nodes["dataset"])
+    model = cfg.get("model")
+    if model is not None and model.get("_target_") in WEIGHTS_FILE_TARGETS and model.get("weights") is not None:
+        check_weights(str(model.weights))  # a file: loads, holds finite tensors that fit (WeightsError)
 
 
 def anomaly(cfg: DictConfig) -> AnomalyConfig | None:

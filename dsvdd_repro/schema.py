@@ -13,6 +13,7 @@ This module imports nothing of the package, so every layer (data, models, method
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -63,25 +64,35 @@ def one_of(key: str, value: Any, allowed: Iterable[Any]) -> None:
         raise ConfigError(key, value, "allowed: " + ", ".join(map(str, allowed)))
 
 
+def _not_finite(value: Any) -> bool:
+    """NaN or +-inf (what `optim.lr=nan` or `=inf` gives): no float key of a node accepts either."""
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def in_range(key: str, value: float, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
-    below = value <= low if low_open else value < low
-    above = value >= high if high_open else value > high
-    if below or above:
+    if (value is None or _not_finite(value) or (value <= low if low_open else value < low)
+            or (value >= high if high_open else value > high)):
         raise ConfigError(key, value, f"must be in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
 
 
 def positive(key: str, value: float) -> None:
-    if value is None or value <= 0:
-        raise ConfigError(key, value, "must be > 0")
+    if value is None or _not_finite(value) or value <= 0:
+        raise ConfigError(key, value, "must be a finite number > 0" if isinstance(value, float) else "must be > 0")
 
 
 def non_negative(key: str, value: float) -> None:
-    if value is None or value < 0:
-        raise ConfigError(key, value, "must be >= 0")
+    if value is None or _not_finite(value) or value < 0:
+        raise ConfigError(key, value, "must be a finite number >= 0" if isinstance(value, float) else "must be >= 0")
 
 
 def at_least(key: str, value: int | None, low: int, nullable: bool = False) -> None:
     if value is None and nullable:
         return
-    if value is None or value < low:
+    if value is None or _not_finite(value) or value < low:
         raise ConfigError(key, value, f"must be {'null or ' if nullable else ''}>= {low}")
+
+
+def shorten(names: Iterable[str], limit: int = 16) -> str:
+    """`a, b, c, ... (n in all)`: a list of allowed names short enough for a one-line message."""
+    names = list(names)
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")

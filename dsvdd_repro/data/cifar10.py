@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import pathlib
 import pickle
+from typing import ClassVar
 
 import numpy as np
 
@@ -43,6 +44,9 @@ PICKLE_LAYOUT, FOLDER_LAYOUT = "torchvision-pickle", "image-folder"
 class CIFAR10Config(FilesConfig):
     """CIFAR-10: torchvision's cifar-10-batches-py/ or image folders {train,test}/<class>/*.jpg.
     The root defaults to $DSVDD_CIFAR10_ROOT so that CI and `make` can point at the offline copy."""
+
+    # known before any file is read: config.validate checks the setup's class indices against it
+    n_classes: ClassVar[int] = len(CIFAR10_CLASSES)
 
     _target_: str = "dsvdd_repro.data.cifar10.CIFAR10"
     name: str = "cifar10"
