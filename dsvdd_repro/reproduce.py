@@ -1,6 +1,6 @@
 """Run every experiment of the paper for one profile, then the report (`make reproduce-tables`).
 
-    python -m dsvdd_repro.reproduce --profile smoke|quick|paper [--launcher local|joblib|slurm]
+    python -m dsvdd_repro.reproduce --profile smoke|quick|paper [--launcher local|joblib|slurm|slurm_local]
                                     [--experiments table1,table3] [--weights auto|imagenet|none|<path>]
     (also `dsvdd-reproduce`)
 
@@ -27,6 +27,8 @@ EXPERIMENTS = tuple(sorted(entry.name.removesuffix(".yaml") for entry in (CONF /
                            if entry.name.endswith(".yaml")))
 PROFILES = tuple(sorted(entry.name.removesuffix(".yaml") for entry in (CONF / "profile").iterdir()
                         if entry.name.endswith(".yaml")))
+LAUNCHERS = tuple(sorted(entry.name.removesuffix(".yaml") for entry in (CONF / "launcher").iterdir()
+                         if entry.name.endswith(".yaml")))
 
 
 def profile_weights(profile: str) -> str:
@@ -78,7 +80,7 @@ def produced_by(args: argparse.Namespace, weights: str, seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the paper's experiments for a profile, then the report.")
     parser.add_argument("--profile", choices=PROFILES, default="quick")
-    parser.add_argument("--launcher", choices=("local", "joblib", "slurm"), default="local")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="local")
     parser.add_argument("--experiments", default=",".join(EXPERIMENTS), help="comma-separated subset")
     parser.add_argument("--weights", help="model.weights for every run: auto, imagenet, none or a file "
                         "(default: imagenet for paper, auto for quick, none for smoke)")

@@ -3,20 +3,28 @@ the files a run writes, and reading them back.
 
 A run's identity is its composed config minus `EXECUTION_KEYS` (where and how it executes) and the
 anomaly node of a setup that has none (one-vs-all). Its hash (`HASH_LENGTH` hex characters) names
-the folder and is recorded in metrics.json as `config_hash`. A run writes `metrics.json` and
-`scores.npz` atomically (dsvdd_repro/atomic.py): a killed run leaves either nothing or a complete
-file. Only `metrics.json` with `status: done` marks a finished run; anything else (nothing,
-`failed`) runs again on relaunch.
+the folder and is recorded in metrics.json as `config_hash`. A run writes `scores.npz`, `model.pt`
+and last `metrics.json` atomically (dsvdd_repro/atomic.py): a killed run leaves either nothing or a
+complete file. A run is finished when its `metrics.json` says `status: done` (or `diverged`: a
+final outcome too) and every file it names under `files` exists with the recorded size (sha256
+recorded too); anything else (nothing, `failed`, a missing or resized file) runs again on
+relaunch. A finished run's folder is never written again: the check happens before anything is
+written, and a run holds `.lock` (an exclusive flock) while it works, so a second launch of the
+same run skips it instead of training it twice.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
+import logging
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -29,7 +37,11 @@ from .config import EXECUTION_KEYS
 
 METRICS_FILE = "metrics.json"
 SCORES_FILE = "scores.npz"
+MODEL_FILE = "model.pt"
+LOCK_FILE = ".lock"
+LOG_FILE = "train.log"
 HASH_LENGTH = 12
+log = logging.getLogger(__name__)
 PACKAGES = ("torch", "torchvision", "hydra-core", "omegaconf", "numpy", "scikit-learn", "pandas", "pillow")
 
 
@@ -53,6 +65,13 @@ def write_json(path: Path, payload: dict) -> None:
 def write_scores(path: Path, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_model(path: Path, state: dict) -> None:
+    """model.pt: what `dsvdd_repro.score` needs of a fitted detector (its `export()`)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -100,13 +119,18 @@ def identity(cfg: DictConfig) -> dict:
     """What determines a run's result: the composed config (resolved, without `hydra` and without
     the groups it does not have) minus EXECUTION_KEYS, and without the anomaly node when the setup
     alters no image (one-vs-all)."""
+    return identity_of(OmegaConf.to_container(cfg, resolve=True))
+
+
+def identity_of(container: dict) -> dict:
+    """`identity` of a config given as resolved plain containers (the sweep filter's fast path);
+    shared subtrees of `container` are not modified."""
     # a group the run does not have (null) is left out, so new optional groups change no identity
-    job = {key: value for key, value in OmegaConf.to_container(cfg, resolve=True).items()
-           if key != "hydra" and value is not None}
+    job = {key: value for key, value in container.items() if key != "hydra" and value is not None}
     for dotted in EXECUTION_KEYS:
         group, key = dotted.split(".")
-        if isinstance(job.get(group), dict):
-            job[group].pop(key, None)
+        if isinstance(job.get(group), dict) and key in job[group]:
+            job[group] = {k: v for k, v in job[group].items() if k != key}
     if job["setup"]["name"] == "one_vs_all":
         job.pop("anomaly", None)
     return job
@@ -117,22 +141,30 @@ def config_hash(identity: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
 
-def variant_name(cfg: DictConfig) -> str:
+def variant_name(cfg: DictConfig | dict) -> str:
     """The run's table row: the variant's own name (conf/variant/<name>.yaml), else
     `custom_<method>[_<regularizer>]`, a name no paper row has (the report places it in no table)."""
     if cfg.get("variant"):
-        return cfg.variant
+        return cfg["variant"]
     regularizer = cfg.get("regularizer")
-    suffix = f"_{regularizer.name}" if regularizer is not None and regularizer.name != "none" else ""
-    return f"custom_{cfg.method.name}{suffix}"
+    suffix = f"_{regularizer['name']}" if regularizer is not None and regularizer["name"] != "none" else ""
+    return f"custom_{cfg['method']['name']}{suffix}"
 
 
 def run_folder(cfg: DictConfig) -> str:
     """The run's folder below the sweep/profile folder, readable and bounded, e.g.
     `dsvdd_bias_noise/wikiart_alteration/3f2a9c81d0e4_s0` (resolver `${run_id:}`)."""
-    setup = cfg.setup.name + (f"_c{cfg.setup.normal_class}" if cfg.setup.name == "one_vs_all" else "")
-    semi = "_semi" if cfg.setup.get("semi_supervised") else ""
-    return f"{variant_name(cfg)}/{cfg.dataset.name}_{setup}{semi}/{config_hash(identity(cfg))}_s{cfg.seed}"
+    container = OmegaConf.to_container(cfg, resolve=True)
+    return run_folder_of(container, identity_of(container))
+
+
+def run_folder_of(container: dict, run_identity: dict) -> str:
+    """`run_folder` of a config given as resolved plain containers, with its identity."""
+    setup_node = container["setup"]
+    setup = setup_node["name"] + (f"_c{setup_node['normal_class']}" if setup_node["name"] == "one_vs_all" else "")
+    semi = "_semi" if setup_node.get("semi_supervised") else ""
+    return (f"{variant_name(container)}/{container['dataset']['name']}_{setup}{semi}/"
+            f"{config_hash(run_identity)}_s{container['seed']}")
 
 
 def _run_id(*, _root_: DictConfig) -> str:
@@ -157,11 +189,40 @@ class RunDirError(ValueError):
     """The run folder already holds a finished run of another configuration."""
 
 
+FINAL_STATUSES = ("done", "diverged")
+
+
+def file_record(path: Path) -> dict:
+    """What metrics.json records of a file it names: its size and sha256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def missing_files(run_dir: Path, metrics: dict) -> list[str]:
+    """The files metrics.json names that are absent or of another size (runs written before files
+    were recorded name none: their scores file must exist)."""
+    named = metrics.get("files") or {SCORES_FILE: None}
+    bad = []
+    for name, record in named.items():
+        path = Path(run_dir) / name
+        if not path.is_file() or (record is not None and path.stat().st_size != record["bytes"]):
+            bad.append(name)
+    return bad
+
+
 def finished_run(run_dir: Path, run_identity: dict) -> dict | None:
     """The metrics of the finished run in `run_dir`, or None; a finished run of another identity
     there is an error (it is never overwritten)."""
     existing = read_metrics(run_dir)
-    if not existing or existing.get("status") != "done":
+    if not existing or existing.get("status") not in FINAL_STATUSES:
+        return None
+    bad = missing_files(run_dir, existing)
+    if bad:
+        log.warning("%s says %s but %s missing or changed: the run is done again", Path(run_dir) / METRICS_FILE,
+                    existing["status"], ", ".join(bad) + (" is" if len(bad) == 1 else " are"))
         return None
     conflicts = conflicting_keys(existing.get("config", {}), run_identity)
     if conflicts or "config" not in existing:
@@ -169,6 +230,36 @@ def finished_run(run_dir: Path, run_identity: dict) -> dict | None:
         raise RunDirError(f"{Path(run_dir) / METRICS_FILE} is a finished run of a different configuration "
                           f"({shown}); choose another hydra.run.dir or remove that folder")
     return existing
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[bool]:
+    """Hold the run folder's exclusive lock (True), or learn that another process holds it (False).
+    The kernel releases it when its holder dies, so a killed run never blocks its relaunch."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)  # while still held: the next holder creates a new one
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[str]:
+    """Temporary files of killed writers in a run folder (called under the run's lock, so no live
+    writer owns one)."""
+    removed = []
+    for path in Path(run_dir).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed
 
 
 def _git(*args: str) -> str | None:

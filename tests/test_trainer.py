@@ -169,3 +169,28 @@ def test_calibration_defaults_to_random_initialisation_only(tmp_path):
         cfg = compose_config([f"model.weights={weights}", f"method.calibrate_bn={option}"])
         context = RunContext(cfg, 32, torch.device("cpu"), tmp_path)
         assert build(cfg.method, context=context).calibrate_bn is calibrate
+
+
+def test_a_loss_that_explodes_ends_the_run_as_diverged_and_keeps_the_model_before_it():
+    # the last batch norm's scale and shift x 1e4 before epoch 2 (features ~1e4-fold, the loss ~1e8 x the
+    # first step's, as lr=1 can give): epoch 2's first step is past divergence_factor; the run stops
+    # there, keeps epoch 1's model and scores with it
+    detector = DeepSVDD(ResNet18Features(), OneClass(), NoRegularizer(), torch.device("cpu"), epochs=3,
+                        batch_size=12, progress=False)
+    splits = tiny_splits()
+    original = detector._train_epoch
+
+    def blow_up_then_epoch(train, optimizer, rng, epoch):
+        if epoch == 2:
+            last = [m for m in detector.net.modules() if isinstance(m, torch.nn.BatchNorm2d)][-1]
+            with torch.no_grad():
+                last.weight.mul_(1e4)
+                last.bias.mul_(1e4)
+        return original(train, optimizer, rng, epoch)
+
+    detector._train_epoch = blow_up_then_epoch
+    summary = detector.fit(splits.train, splits.val)
+    assert summary["diverged_at"] == {"epoch": 2, "step": 1} and "1e+06 x the first step's" in summary["error"]
+    assert [h["epoch"] for h in summary["history"]] == [1] and summary["best_epoch"] == 1
+    scores = detector.score(splits.test)
+    assert np.isfinite(scores).all() and np.abs(scores).max() < 1e6  # the model of epoch 1, not the blown-up one

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from ..config import show_progress
 from ..data.protocols import SplitData
 
 
@@ -29,6 +30,7 @@ class RunContext:
     image_size: int
     device: torch.device
     cache_root: Path  # where cached features go
+    run_dir: Path | None = None  # the run's folder (checkpoints); None: no checkpoints
 
     @property
     def seed(self) -> int:
@@ -44,7 +46,7 @@ class RunContext:
 
     @property
     def progress(self) -> bool:
-        return bool(self.cfg.trainer.progress)
+        return show_progress(self.cfg)
 
     def node(self, group: str) -> DictConfig | None:
         return self.cfg.get(group)
@@ -69,3 +71,14 @@ class Detector(ABC):
     def describe(self) -> dict:
         """What the detector really is (weights used, features, ...), for metrics.json's `model`."""
         return {}
+
+    # Why a method saves no model (metrics.json's `model_not_saved`), when `export` returns None.
+    export_note = "this method does not save its fitted model"
+
+    def export(self) -> dict | None:
+        """What model.pt keeps of the fitted detector, so that `dsvdd_repro.score` can score new
+        images after `load_export` on a detector built from the run's config; None: not supported."""
+        return None
+
+    def load_export(self, state: dict) -> None:
+        raise NotImplementedError(self.export_note)

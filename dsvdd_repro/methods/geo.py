@@ -41,6 +41,7 @@ from scipy.special import polygamma, psi
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..checkpoint import Checkpoint, restore_rng, restore_torch_rng, rng_state, torch_rng_state
 from ..data.protocols import SplitData
 from ..evaluation import auroc
 from ..schema import at_least, build, config_node
@@ -203,6 +204,7 @@ class GEO(Detector):
         self.data_seed = context.data_seed  # the Dirichlet fit's and validation's subsamples
         self.val_max_samples, self.max_samples_per_epoch = val_max_samples, max_samples_per_epoch
         self.fit_max_samples = fit_max_samples
+        self.checkpoint = Checkpoint(context.run_dir)  # after every epoch: a killed run resumes
 
     def describe(self) -> dict:
         return {
@@ -234,6 +236,14 @@ class GEO(Detector):
         for rows, logp in self._log_probs(split, desc):
             out[rows] = torch.einsum("btk,tk->b", logp.double(), weights).cpu().numpy()
         return out
+
+    def export(self) -> dict:
+        """The trained transformation classifier and the fitted Dirichlet parameters."""
+        return {"model": self.model.state_dict(), "alpha": self.alpha.cpu()}
+
+    def load_export(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.alpha = state["alpha"]
 
     def score(self, split: SplitData) -> np.ndarray:
         if self.alpha is None:
@@ -293,13 +303,24 @@ class GEO(Detector):
         rng = np.random.default_rng([self.seed, _ORDER_STREAM])
         optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         history = []
-        for epoch in tqdm(range(1, self.epochs + 1), desc="epochs", disable=not self.progress):
+        saved = self.checkpoint.load("geo")
+        if saved is not None:  # a relaunch of a killed run: go on after its last complete epoch
+            self.model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            restore_rng(rng, saved["rng"])
+            restore_torch_rng(saved["torch_rng"])
+            history = saved["history"]
+            log.info("resumed from the checkpoint after epoch %d of %d", len(history), self.epochs)
+        for epoch in tqdm(range(len(history) + 1, self.epochs + 1), desc="epochs", disable=not self.progress,
+                          initial=len(history), total=self.epochs):
             tic = time.perf_counter()
             entry = {"epoch": epoch, **self._train_epoch(train, optimizer, rng, epoch), "val_auc": None}
             entry["seconds"] = time.perf_counter() - tic
             history.append(entry)
             log.info("epoch %d/%d: loss %.4f, transformation accuracy %.4f on %d samples (%.1fs)",
                      epoch, self.epochs, entry["loss"], entry["train_acc"], entry["n_samples"], entry["seconds"])
+            self.checkpoint.save("geo", {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "rng": rng_state(rng), "torch_rng": torch_rng_state(), "history": history})
         tic = time.perf_counter()
         fit_rows = np.arange(len(train))
         if self.fit_max_samples is not None and self.fit_max_samples < len(train):

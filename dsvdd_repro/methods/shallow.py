@@ -114,6 +114,18 @@ class ShallowDetector(Detector):
             raise RuntimeError("score() called before fit()")
         return np.asarray(self._score(self.features.features(split)), dtype=np.float64)
 
+    def export(self) -> dict:
+        """The fitted feature extractor (PCA with its preprocessing, or the CNN) and the fitted model."""
+        return {"extractor": self.features.extractor, "model": self.model}
+
+    def load_export(self, state: dict) -> None:
+        extractor = state["extractor"]
+        if hasattr(extractor, "net"):  # a CNN: loaded onto the scoring device (torch.load's map_location)
+            extractor.device = next(extractor.net.parameters()).device
+        self.features = FeatureCache(extractor, None, enabled=False)
+        self.features._fitted = True  # fitted when the run saved it
+        self.model = state["model"]
+
     def _fit(self, x_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> dict:
         raise NotImplementedError
 

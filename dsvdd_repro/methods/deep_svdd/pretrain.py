@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ...checkpoint import Checkpoint, restore_rng, rng_state
 from ...data.protocols import SplitData
 from ...schema import at_least, config_node, non_negative, positive
 
@@ -50,8 +51,10 @@ class AutoencoderPretraining:
         self.epochs, self.lr, self.milestones, self.weight_decay = epochs, lr, list(milestones), weight_decay
 
     def __call__(self, net: nn.Module, train: SplitData, batch_size: int, device: torch.device, seed: int,
-                 progress: bool = True) -> dict:
-        """Train `net` as the encoder of its decoder on `train`; return the per-epoch losses."""
+                 progress: bool = True, checkpoint: Checkpoint | None = None) -> dict:
+        """Train `net` as the encoder of its decoder on `train`; return the per-epoch losses. With a
+        `checkpoint`, every epoch is saved and a relaunch resumes after the last one."""
+        checkpoint = checkpoint or Checkpoint(None)
         start = time.perf_counter()
         decoder = net.decoder().to(device)
         parameters = [p for p in (*net.parameters(), *decoder.parameters()) if p.requires_grad]
@@ -59,7 +62,15 @@ class AutoencoderPretraining:
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, self.milestones, gamma=0.1)
         rng = np.random.default_rng([seed, _ORDER_STREAM])
         losses = []
-        for epoch in tqdm(range(1, self.epochs + 1), desc="autoencoder", disable=not progress):
+        saved = checkpoint.load("pretrain")
+        if saved is not None:
+            for module, key in ((net, "net"), (decoder, "decoder"), (optimizer, "optimizer"), (schedule, "schedule")):
+                module.load_state_dict(saved[key])
+            restore_rng(rng, saved["rng"])
+            losses = saved["loss"]
+            log.info("autoencoder: resumed after epoch %d of %d", len(losses), self.epochs)
+        for epoch in tqdm(range(len(losses) + 1, self.epochs + 1), desc="autoencoder", disable=not progress,
+                          initial=len(losses), total=self.epochs):
             net.train()
             decoder.train()
             total, n = torch.zeros((), dtype=torch.float64, device=device), 0
@@ -76,4 +87,7 @@ class AutoencoderPretraining:
             schedule.step()
             losses.append(float(total) / max(n, 1))
             log.info("autoencoder epoch %d/%d: reconstruction error %.5g", epoch, self.epochs, losses[-1])
+            checkpoint.save("pretrain", {"net": net.state_dict(), "decoder": decoder.state_dict(),
+                                         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                                         "rng": rng_state(rng), "loss": losses})
         return {"epochs": self.epochs, "loss": losses, "seconds": time.perf_counter() - start}

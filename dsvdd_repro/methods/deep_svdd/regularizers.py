@@ -109,6 +109,13 @@ class Regularizer(nn.Module):
     def diagnostics(self) -> dict:
         return {}
 
+    # c_t (and a subclass's random streams) travel in state_dict(): checkpoints resume them exactly
+    def get_extra_state(self) -> dict:
+        return {"weight": self.weight.value}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.weight.value = state["weight"]
+
 
 class NoRegularizer(Regularizer):
     name = "none"
@@ -137,6 +144,16 @@ class NoiseRegularizer(Regularizer):
             self._generator = torch.Generator(device=device)
             self._generator.manual_seed(self._seed)
         return torch.randint(0, 2, (n, self.k), generator=self._generator, device=device).float()
+
+    def get_extra_state(self) -> dict:
+        stream = None if self._generator is None else self._generator.get_state()
+        return {**super().get_extra_state(), "labels": stream}
+
+    def set_extra_state(self, state: dict) -> None:
+        super().set_extra_state(state)
+        if state["labels"] is not None:
+            self._generator = torch.Generator(device=self.head.weight.device)
+            self._generator.set_state(state["labels"])
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Eq. (4): mean sigmoid cross-entropy of g(phi) against fresh random binary labels."""

@@ -18,6 +18,17 @@ Protocol, and the choices the paper leaves open:
   epoch (Table V's "best performing model before the hypersphere collapses"); when the very first
   epoch has already collapsed, the best of all epochs is kept and `collapsed` says so. The test set
   is scored once, with that model.
+- Checkpoints: after every epoch (and once before the first, after pretraining and c) the run's
+  `checkpoint.pt` (dsvdd_repro/checkpoint.py) holds the network, optimizer, schedule, regularizer
+  (head, c_t, its label stream), c, R, the random generators, the history and the best state: a
+  relaunch of a killed run resumes after its last complete epoch and ends bit-identical to an
+  uninterrupted run (same machine, threads and versions).
+- Divergence: a non-finite loss, or one above `trainer.divergence_factor` (1e6) x the very first
+  step's (the optimiser has left the region it started in: e.g. lr=1 giving scores of 1e18), is
+  recorded at its step (on the device, checked once per epoch, so
+  no per-step synchronisation) and non-finite validation scores at their epoch; training stops,
+  the summary says `diverged_at` {epoch, step}, and the best model before it (if any epoch
+  finished) is the one scored.
 """
 
 from __future__ import annotations
@@ -33,8 +44,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ...checkpoint import Checkpoint, restore_rng, restore_torch_rng, rng_state, torch_rng_state
 from ...data.protocols import SplitData
 from ...evaluation import COLLAPSE_RATIO, auroc, feature_variance, is_collapsed, relative_variance
+from ...faults import crash_point
 from ...schema import build, config_node, positive
 from ..base import Detector, RunContext
 from .objectives import OneClass, initial_center, squared_distances
@@ -79,7 +92,8 @@ class DeepSVDD(Detector):
     def __init__(
         self, net: nn.Module, objective: OneClass, regularizer: Regularizer, device: torch.device, *,
         lr: float = 1e-3, backbone_lr_factor: float = 0.1, weight_decay: float = 5e-4, epochs: int = 30,
-        batch_size: int = 50, eval_batch_size: int = 500, collapse_ratio: float = COLLAPSE_RATIO, seed: int = 0,
+        batch_size: int = 50, eval_batch_size: int = 500, collapse_ratio: float = COLLAPSE_RATIO,
+        divergence_factor: float = 1e6, seed: int = 0,
         progress: bool = True, center_eps: float = 0.1, calibrate_bn: bool = False,
         lr_schedule: Callable[[torch.optim.Optimizer], object] | None = None,
         pretrain: Callable[..., dict] | None = None,
@@ -97,6 +111,9 @@ class DeepSVDD(Detector):
         self.center: torch.Tensor | None = None
         self.radius = torch.zeros((), device=device)
         self.best_state: dict | None = None
+        self.checkpoint = Checkpoint(None)  # from_context: the run folder's (resume after a kill)
+        self.divergence_factor = divergence_factor
+        self.reference_loss: torch.Tensor | None = None
         self.best_radius = 0.0
 
     @classmethod
@@ -106,16 +123,19 @@ class DeepSVDD(Detector):
         regularizer = build(cfg.regularizer, feature_dim=net.feature_dim(context.image_size), seed=context.seed)
         pretrain = None if cfg.get("pretrain") is None else build(cfg.pretrain)
         schedule = cfg.get("lr_schedule")
-        return cls(
+        detector = cls(
             net, build(cfg.objective), regularizer, context.device,
             lr=float(cfg.optim.lr), backbone_lr_factor=float(cfg.optim.backbone_lr_factor),
             weight_decay=float(cfg.optim.weight_decay), epochs=int(trainer.epochs), batch_size=int(trainer.batch_size),
             eval_batch_size=int(trainer.eval_batch_size), collapse_ratio=float(trainer.collapse_ratio),
+            divergence_factor=float(trainer.divergence_factor),
             seed=context.seed, progress=context.progress, center_eps=center_eps,
             calibrate_bn=cfg.model.weights == "none" and pretrain is None if calibrate_bn is None else calibrate_bn,
             lr_schedule=None if schedule is None else partial(_schedule, schedule),
             pretrain=pretrain,
         )
+        detector.checkpoint = Checkpoint(context.run_dir)
+        return detector
 
     # -- features and scores -------------------------------------------------------------------
     @torch.no_grad()
@@ -166,6 +186,16 @@ class DeepSVDD(Detector):
             self.net.load_state_dict(self.best_state)
         return self._scores(self.embed(split, desc=f"score {split.name}"), self.best_radius)
 
+    def export(self) -> dict:
+        """The selected model: the network's weights, c and R."""
+        state = self.best_state if self.best_state is not None else self.net.state_dict()
+        return {"net": state, "center": self.center.cpu(), "radius": float(self.best_radius)}
+
+    def load_export(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.center = state["center"].to(self.device)
+        self.best_state, self.best_radius = None, state["radius"]
+
     # -- training -------------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
         groups = [
@@ -187,10 +217,13 @@ class DeepSVDD(Detector):
         # running sums of: L_svdd, minibatch feature variance, mean distance, L_reg, c_t
         sums = torch.zeros(5, dtype=torch.float64, device=self.device)
         zero = torch.zeros((), device=self.device)
+        # the first step whose loss was not finite (-1: none), kept on the device: no sync per step
+        first_bad_step = torch.full((), -1, dtype=torch.int64, device=self.device)
         n_batches = 0
         total = -(-len(order) // self.batch_size)
         batches = train.iter_batches(self.batch_size, order)
-        for rows, images in tqdm(batches, total=total, desc=f"epoch {epoch}", disable=not self.progress, leave=False):
+        for step, (rows, images) in enumerate(
+                tqdm(batches, total=total, desc=f"epoch {epoch}", disable=not self.progress, leave=False), start=1):
             if len(rows) < 2:  # batch norm and the minibatch variance need two samples
                 continue
             features = self.net(images.to(self.device, non_blocking=True))
@@ -203,6 +236,11 @@ class DeepSVDD(Detector):
                 loss_reg = self.regularizer(features)
                 reg_weight = self.weight.update(loss_svdd, loss_reg)
                 loss = loss_svdd + reg_weight * loss_reg
+            if self.reference_loss is None:  # the very first step's loss: the scale divergence is judged on
+                self.reference_loss = loss.detach().abs().clamp_min(1e-12)
+            exploded = ~torch.isfinite(loss.detach()) | (loss.detach().abs() > self.divergence_factor * self.reference_loss)
+            first_bad_step = torch.where((first_bad_step < 0) & exploded, torch.full_like(first_bad_step, step),
+                                         first_bad_step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -211,6 +249,10 @@ class DeepSVDD(Detector):
                 stats = [loss_svdd, minibatch_variance(features), dist.mean(), loss_reg, reg_weight]
                 sums += torch.stack([value.detach().double() for value in stats])
             n_batches += 1
+            crash_point("mid_epoch")  # fault-injection tests only (dsvdd_repro/faults.py)
+        if int(first_bad_step) >= 0:
+            raise Diverged(epoch, int(first_bad_step), f"the training loss is not finite or above "
+                           f"{self.divergence_factor:g} x the first step's ({float(self.reference_loss):.4g})")
         means = (sums / max(n_batches, 1)).tolist()
         entry = {"loss_svdd": means[0], "feature_var": means[1], "mean_dist": means[2]}
         if not regularized:
@@ -223,53 +265,45 @@ class DeepSVDD(Detector):
         torch.manual_seed(self.seed)
         rng = np.random.default_rng([self.seed, 3])
         start = time.perf_counter()
-        prepared = self._prepare(train)
-
-        if self.calibrate_bn:
-            log.info("batch norm statistics re-estimated on the training set (%d layers)", self.calibrate_batch_norm(train))
-        train_features = self.embed(train, desc="center c")
-        self.center = initial_center(train_features.mean(dim=0), self.center_eps)
-        initial_var = feature_variance(train_features)
-        del train_features
-        log.info("center c: |c| = %.4g, initial feature variance %.4g", float(self.center.norm()), initial_var)
-
+        validated = len(val) > 0 and len(np.unique(val.labels)) == 2
         optimizer = self._optimizer()
         schedule = None if self.lr_schedule is None else self.lr_schedule(optimizer)
-        validated = len(val) > 0 and len(np.unique(val.labels)) == 2
+        saved = self.checkpoint.load("svdd")
+        if saved is None:
+            progress = self._begin(train)
+            self._save(0, optimizer, schedule, rng, progress)  # a kill in epoch 1 keeps the pretraining
+        else:
+            progress = self._restore(saved, optimizer, schedule, rng)
+            log.info("resumed from the checkpoint after epoch %d of %d", progress["epoch"], self.epochs)
         if not validated:
             log.info("validation holds one label (%d rows): no model selection, the last epoch is scored "
                      "(the published protocol of Ruff et al.)", len(val))
-        history: list[dict] = []
-        best_auc, best_epoch, first_collapse = -np.inf, None, None
-        epochs = tqdm(range(1, self.epochs + 1), desc="epochs", disable=not self.progress)
+        history = progress["history"]
+        epochs = tqdm(range(progress["epoch"] + 1, self.epochs + 1), desc="epochs", disable=not self.progress,
+                      initial=progress["epoch"], total=self.epochs)
+        diverged = None
         for epoch in epochs:
             epoch_start = time.perf_counter()
-            entry = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                     **self._train_epoch(train, optimizer, rng, epoch)}
-            if schedule is not None:
-                schedule.step()
-            radius = float(self.radius)
-            if validated:
-                val_features = self.embed(val, desc="validate")
-                entry["val_auc"] = auroc(val.labels, self._scores(val_features, radius))
-                entry["val_feature_var"] = feature_variance(val_features)
-                entry["val_relative_var"] = relative_variance(val_features)
-                entry["collapsed"] = is_collapsed(entry["val_relative_var"], self.collapse_ratio)
-            else:
-                entry.update(val_auc=None, val_feature_var=None, val_relative_var=None, collapsed=None)
+            try:
+                entry = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                         **self._train_epoch(train, optimizer, rng, epoch)}
+                if schedule is not None:
+                    schedule.step()
+                radius = float(self.radius)
+                if validated:
+                    entry.update(self._validate(val, radius, epoch))
+                else:
+                    entry.update(val_auc=None, val_feature_var=None, val_relative_var=None, collapsed=None)
+            except Diverged as error:
+                diverged = error
+                log.error("diverged: %s; the best model before it %s", error,
+                          "is scored" if progress["best_epoch"] is not None else "does not exist: no test score")
+                break
             if self.objective.has_radius:
                 entry["radius"] = radius
             entry["seconds"] = time.perf_counter() - epoch_start
             history.append(entry)
-            if entry["collapsed"] and first_collapse is None:
-                first_collapse = epoch
-            eligible = first_collapse is None or first_collapse == 1
-            if validated and eligible and entry["val_auc"] > best_auc:
-                best_auc, best_epoch = entry["val_auc"], epoch
-                self.best_state = copy.deepcopy(self.net.state_dict())
-                self.best_radius = radius
-            elif not validated:  # the last epoch's model, scored as it stands
-                best_epoch, self.best_radius = epoch, radius
+            self._select(entry, validated, progress)
             shown = "-" if entry["val_auc"] is None else f"{entry['val_auc']:.4f}"
             epochs.set_postfix(val_auc=shown, loss=f"{entry['loss_svdd']:.4g}")
             reg = "" if entry["loss_reg"] is None else f", loss_reg {entry['loss_reg']:.4g} (c_t {entry['reg_weight']:.3g})"
@@ -278,18 +312,84 @@ class DeepSVDD(Detector):
                 epoch, self.epochs, entry["loss_svdd"], reg, entry["feature_var"], shown,
                 ", COLLAPSED" if entry["collapsed"] else "", entry["seconds"],
             )
+            self._save(epoch, optimizer, schedule, rng, progress)
         return {
             "history": history,
-            "best_epoch": best_epoch,
-            "val_auc": best_auc if validated else None,
-            "collapsed": None if not validated else first_collapse is not None,
-            "collapse_epoch": first_collapse,
-            "initial_feature_var": initial_var,
+            "best_epoch": progress["best_epoch"],
+            "val_auc": progress["best_auc"] if validated and progress["best_epoch"] is not None else None,
+            "collapsed": None if not validated else progress["first_collapse"] is not None,
+            "collapse_epoch": progress["first_collapse"],
+            "initial_feature_var": progress["initial_var"],
             "center_norm": float(self.center.norm()),
             "radius": self.best_radius if self.objective.has_radius else None,
             "fit_seconds": time.perf_counter() - start,
-            **prepared,
+            "resumed_after_epoch": None if saved is None else saved["progress"]["epoch"],
+            **({} if diverged is None else {"diverged_at": {"epoch": diverged.epoch, "step": diverged.step},
+                                            "error": str(diverged)}),
+            **progress["prepared"],
         }
+
+    def _begin(self, train: SplitData) -> dict:
+        """Before the first epoch: inputs, pretraining, batch-norm statistics, c; the fresh progress."""
+        prepared = self._prepare(train)
+        if self.calibrate_bn:
+            log.info("batch norm statistics re-estimated on the training set (%d layers)", self.calibrate_batch_norm(train))
+        train_features = self.embed(train, desc="center c")
+        self.center = initial_center(train_features.mean(dim=0), self.center_eps)
+        initial_var = feature_variance(train_features)
+        del train_features
+        log.info("center c: |c| = %.4g, initial feature variance %.4g", float(self.center.norm()), initial_var)
+        return {"epoch": 0, "history": [], "best_auc": -np.inf, "best_epoch": None, "first_collapse": None,
+                "initial_var": initial_var, "prepared": prepared}
+
+    def _validate(self, val: SplitData, radius: float, epoch: int) -> dict:
+        features = self.embed(val, desc="validate")
+        scores = self._scores(features, radius)
+        if not np.isfinite(scores).all():
+            raise Diverged(epoch, None, "the validation scores are not finite")
+        relative = relative_variance(features)
+        return {"val_auc": auroc(val.labels, scores), "val_feature_var": feature_variance(features),
+                "val_relative_var": relative, "collapsed": is_collapsed(relative, self.collapse_ratio)}
+
+    def _select(self, entry: dict, validated: bool, progress: dict) -> None:
+        """Keep the epoch's model if it is the best so far before the first collapse (the last one
+        without validation)."""
+        epoch = entry["epoch"]
+        if entry["collapsed"] and progress["first_collapse"] is None:
+            progress["first_collapse"] = epoch
+        eligible = progress["first_collapse"] is None or progress["first_collapse"] == 1
+        if validated and eligible and entry["val_auc"] > progress["best_auc"]:
+            progress["best_auc"], progress["best_epoch"] = entry["val_auc"], epoch
+        elif not validated:  # the last epoch's model, scored as it stands
+            progress["best_epoch"] = epoch
+        else:
+            return
+        self.best_state = copy.deepcopy(self.net.state_dict())
+        self.best_radius = float(self.radius)
+
+    def _save(self, epoch: int, optimizer, schedule, rng: np.random.Generator, progress: dict) -> None:
+        progress["epoch"] = epoch
+        self.checkpoint.save("svdd", {
+            "progress": progress, "net": self.net.state_dict(), "optimizer": optimizer.state_dict(),
+            "schedule": None if schedule is None else schedule.state_dict(),
+            "regularizer": self.regularizer.state_dict(), "center": self.center, "radius": self.radius,
+            "best_state": self.best_state, "best_radius": self.best_radius,
+            "rng": rng_state(rng), "torch_rng": torch_rng_state(), "reference_loss": self.reference_loss,
+        })
+
+    def _restore(self, saved: dict, optimizer, schedule, rng: np.random.Generator) -> dict:
+        self.net.load_state_dict(saved["net"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if schedule is not None:
+            schedule.load_state_dict(saved["schedule"])
+        self.regularizer.load_state_dict(saved["regularizer"])
+        self.center = saved["center"].to(self.device)
+        self.radius = saved["radius"].to(self.device)
+        self.best_state, self.best_radius = saved["best_state"], saved["best_radius"]
+        restore_rng(rng, saved["rng"])
+        restore_torch_rng(saved["torch_rng"])
+        self.reference_loss = saved["reference_loss"]
+        return saved["progress"]
 
     def _prepare(self, train: SplitData) -> dict:
         """Before c: fit the network's own input preprocessing (if it has one) on the training
@@ -298,5 +398,15 @@ class DeepSVDD(Detector):
         if hasattr(self.net, "fit_inputs"):
             summary["inputs"] = self.net.fit_inputs(train)
         if self.pretrain is not None:
-            summary["pretrain"] = self.pretrain(self.net, train, self.batch_size, self.device, self.seed, self.progress)
+            summary["pretrain"] = self.pretrain(self.net, train, self.batch_size, self.device, self.seed, self.progress,
+                                                checkpoint=self.checkpoint)
         return summary
+
+
+class Diverged(RuntimeError):
+    """A non-finite loss (at `step` of `epoch`) or non-finite validation scores (step None)."""
+
+    def __init__(self, epoch: int, step: int | None, what: str):
+        self.epoch, self.step = epoch, step
+        where = f"epoch {epoch}" + ("" if step is None else f", step {step}")
+        super().__init__(f"{what} at {where}")

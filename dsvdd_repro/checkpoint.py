@@ -1,0 +1,77 @@
+"""A run's checkpoint: after every epoch, what the run needs to go on, in one file of its folder.
+
+`checkpoint.pt` holds a dictionary with a `stage` (e.g. "pretrain", "svdd") and whatever that stage
+needs to resume bit-identically (network, optimizer, schedule, regularizer head, c, R, c_t, the
+random generators' states, the history, the best state so far). It is written atomically
+(dsvdd_repro/atomic.py), so a kill leaves the previous complete checkpoint, never half of one;
+without fsync, so a power cut may damage it, and an unreadable one is ignored with a warning. It is
+removed when the run is done; a finished run keeps only its selected model (`model.pt`).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT = 1
+
+
+class Checkpoint:
+    """The checkpoint file of one run folder (`folder=None`: checkpointing off)."""
+
+    def __init__(self, folder: Path | None):
+        self.path = None if folder is None else Path(folder) / CHECKPOINT_FILE
+
+    def load(self, stage: str) -> dict | None:
+        """The saved state of `stage`, or None (no file, another stage, or an unreadable file)."""
+        if self.path is None or not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as error:  # a file from another version or a damaged disk: start over
+            log.warning("ignoring unreadable checkpoint %s (%s)", self.path, str(error).splitlines()[0])
+            return None
+        if state.get("format") != FORMAT or state.get("stage") != stage:
+            return None
+        return state
+
+    def save(self, stage: str, state: dict) -> None:
+        if self.path is None:
+            return
+        buffer = io.BytesIO()
+        torch.save({"format": FORMAT, "stage": stage, **state}, buffer)
+        # no fsync: a ResNet-18 checkpoint is ~180 MB every epoch; a kill keeps the page cache, and a
+        # file a power cut damaged is refused on load (the run then starts over)
+        atomic_write_bytes(self.path, buffer.getvalue(), durable=False)
+
+    def remove(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def rng_state(generator: np.random.Generator) -> dict:
+    return generator.bit_generator.state
+
+
+def restore_rng(generator: np.random.Generator, state: dict) -> None:
+    generator.bit_generator.state = state
+
+
+def torch_rng_state() -> dict:
+    return {"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def restore_torch_rng(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
