@@ -203,9 +203,13 @@ def test_report_says_what_data_was_used_and_why_cells_are_missing(tmp_path):
     assert ("wikiart (style-folders, styles Symbolism+Fauvism): 2 finished runs; image size 32 px; "
             "splits train 1000 / val 500 / test 1000; deep SVDD epochs 3; seeds 0; weights used: none"
             in report)
-    assert "Table IV, voc2012: 26 of 26 cells not reproduced: their runs stopped before training " \
-           "(1 runs: dataset.root is not set" in report
-    assert "Table III, cifar10: 18 of 18 cells not reproduced: their runs stopped before training" in report
+    # jobs without a saved configuration are matched on what their folders name: variant, dataset, setup
+    assert ("- Table IV, voc2012: 4 of 26 cells not reproduced (Soft-bound. D. SVDD w/ bias: Strokes 5, "
+            "Soft-bound. D. SVDD w/ bias: Strokes 9, One-class D. SVDD w/ bias: Strokes 5, One-class D. SVDD w/ bias: "
+            "Strokes 9): runs stopped before training (1 run: dataset.root is not set: pass ...)" in report)
+    assert "- Table IV, voc2012: 22 of 26 cells not reproduced: no run of these cells in this profile's grid" in report
+    assert ("- Table III, cifar10: 1 of 18 cells not reproduced (GEO w/ Dirichlet [22]: One-vs-all): runs stopped "
+            "before training (1 run: (no error in the log: interrupted?))" in report)
     assert ("Table IV, wikiart: 25 of 26 cells not reproduced: no run of these cells in this profile's grid"
             in report)
     assert pd.read_csv(tmp_path / "out" / "runs.csv")["n_val"].tolist() == [500, 500]
@@ -363,3 +367,143 @@ def test_the_collapse_study_reports_collapse_epochs_and_its_lowest_variances(tmp
     assert (tmp_path / "out" / "fig_collapse.png").stat().st_size > 0
     assert "collapse.md, fig_collapse.png: the collapse study, 3 runs, 1 collapsed" in (
         tmp_path / "out" / "REPORT.md").read_text()
+
+
+def test_a_cell_says_how_many_of_its_runs_failed_or_diverged(tmp_path):
+    """n counts the finished runs; the cell says how many others failed or diverged. A diverged run
+    scored on the model from before the divergence counts in the mean, flagged; one without a score
+    counts as diverged, and a cell with nothing else is `diverged`, in the tables and the summary."""
+    from dsvdd_repro.report.__main__ import write_report
+
+    nan_at = {"diverged_at": {"epoch": 3, "step": 40}, "error": "FloatingPointError: non-finite loss"}
+    runs = [metrics("dsvdd", 0.60, seed=0), metrics("dsvdd", 0.70, seed=1),
+            metrics("dsvdd", None, seed=2, status="failed", error="RuntimeError: CUDA error"),
+            # the only run of its cell: diverged before any model could be scored (no test_auc)
+            {key: value for key, value in metrics("dsvdd_bias", None, status="diverged", **nan_at).items()
+             if key != "test_auc"},
+            metrics("dsvdd_bias_noise", 0.80, seed=0),
+            metrics("dsvdd_bias_noise", 0.70, seed=1, status="diverged", **nan_at),  # scored before diverging
+            metrics("dsvdd_bias_noise", None, seed=2, status="diverged", **nan_at)]
+    write_runs(tmp_path / "runs", runs)
+    write_report(tmp_path / "runs", tmp_path / "out")
+    cells = pd.read_csv(tmp_path / "out" / "tableIII.csv").set_index(["variant", "column_label"])
+    dsvdd, bias, noise = (cells.loc[(variant, "One-vs-all")] for variant in ("dsvdd", "dsvdd_bias", "dsvdd_bias_noise"))
+    assert (dsvdd["status"], dsvdd["n_runs"], dsvdd["n_failed"], dsvdd["n_diverged"]) == ("ok", 2, 1, 0)
+    assert (bias["status"], bias["n_runs"], bias["n_failed"], bias["n_diverged"]) == ("diverged", 0, 0, 1)
+    assert (noise["status"], noise["n_runs"], noise["n_pre_divergence"], noise["n_diverged"]) == ("ok", 2, 1, 1)
+    assert noise["ours_mean"] == 75.0  # the run scored before it diverged counts in the mean
+    markdown = (tmp_path / "out" / "tableIII.md").read_text()
+    assert "| 65.0±0.0 (n=2; 1 failed) / 67.9±6.5 |" in markdown
+    assert "| diverged (1 diverged) / 67.7±6.1 |" in markdown
+    assert "| 75.0±0.0 (n=2, 1 pre-divergence; 1 diverged) † / 68.6±6.4 |" in markdown
+    assert "diverged (1 diverged)" in (tmp_path / "out" / "tableIII.tex").read_text()
+    report = (tmp_path / "out" / "REPORT.md").read_text()
+    assert "7 runs collected (3 done, 1 failed, 3 diverged, 1 of them scored" in report
+    assert "| table | cells | reproduced | missing | failed | diverged | beyond the paper's spread |" in report
+    assert "| III | 18 | 2 | 15 | 0 | 1 | 1 |" in report
+    diverged = report.split("## Diverged runs")[1]
+    assert "- run3: epoch 3, step 40 (not scored): FloatingPointError: non-finite loss" in diverged
+    assert "- run5: epoch 3, step 40 (scored on the model from before the divergence: test AUC 70.0%)" in diverged
+    assert ("- Table III, cifar10: 1 of 18 cells not reproduced (One-class D. SVDD w/ bias: One-vs-all): "
+            "1 run diverged (see Diverged runs)" in report)
+    collected = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("run_dir")
+    assert (collected.loc["run3", "diverged_epoch"], collected.loc["run3", "diverged_step"]) == (3, 40)
+
+
+def test_cells_print_their_unfinished_runs():
+    from dsvdd_repro.report.tables import format_cell
+
+    cell = pd.Series({"status": "ok", "ours_mean": 61.24, "ours_std": 1.26, "n_runs": 4, "n_pre_divergence": 0,
+                      "n_failed": 1, "n_diverged": 0, "beyond_spread": False, "paper_mean": 65.9, "paper_spread": 1.0})
+    assert format_cell(cell) == "61.2±1.3 (n=4; 1 failed) / 65.9±1"
+    both = {**cell, "n_runs": 3, "n_pre_divergence": 1, "n_failed": 1, "n_diverged": 2}
+    assert format_cell(pd.Series(both)) == "61.2±1.3 (n=3, 1 pre-divergence; 1 failed, 2 diverged) / 65.9±1"
+    failed = {**both, "status": "failed", "n_runs": 0, "n_pre_divergence": 0}
+    assert format_cell(pd.Series(failed)) == "failed (1 failed, 2 diverged) / 65.9±1"
+    assert format_cell(pd.Series({**failed, "status": "missing", "n_failed": 0, "n_diverged": 0})) == "missing / 65.9±1"
+
+
+def test_figures_label_diverged_cells_instead_of_drawing_them(tmp_path):
+    bp8 = {s: {"name": "block_perm", "n": 8, "thickness": 5} for s in ("train", "val", "test")}
+    bp2 = {s: {"name": "block_perm", "n": 2, "thickness": 5} for s in ("train", "val", "test")}
+    voc = {"dataset": "voc2012", "setup": "alteration", "anomaly": bp8, "normal_class": None}
+    wiki = {"dataset": "wikiart", "setup": "alteration", "anomaly": bp2, "normal_class": None,
+            "objective": "soft_boundary", "lr": 0.1}
+    write_runs(tmp_path, [
+        metrics("dsvdd", 0.70, **voc), metrics("dsvdd_bias", None, status="diverged", **voc),
+        # Figure 1: the reference diverged (no difference to draw), and a variant diverged
+        metrics("dsvdd", None, status="diverged", **wiki), metrics("dsvdd_bias", 0.6, **wiki),
+        metrics("dsvdd_bias_noise", None, status="diverged", **wiki),
+    ])
+    frame, published = collect_runs(tmp_path), load_published()
+    fig2 = figure2_data(frame, published)
+    panel = fig2[(fig2.dataset == "voc2012") & (fig2.test_anomaly == "block_perm:8") & (fig2.pooling == "max")]
+    notes = panel.set_index("model")["note"]
+    assert notes["D"] == "diverged" and notes["C"] == "" and panel.set_index("model")["status"]["D"] == "diverged"
+    fig1 = figure1_data(frame, published)
+    at = (fig1.dataset == "wikiart") & (fig1.test_anomaly == "block_perm:2") & np.isclose(fig1.lr, 0.1) \
+        & fig1.scheme.str.startswith("backbone")
+    fig1_notes = fig1[at].set_index("variant")["note"]
+    assert fig1_notes["dsvdd_bias"] == "D. SVDD diverged" and fig1_notes["dsvdd_bias_noise"] == "diverged"
+    assert fig1[at]["difference"].isna().all()
+    figure = draw_figure2(fig2)
+    texts = [text.get_text() for text in figure.axes[1].texts]  # voc2012 block_perm:8
+    assert "diverged" in texts
+    bars = [patch.get_height() for patch in figure.axes[1].patches]
+    assert sum(np.isfinite(bars)) == 1  # only D. SVDD's bar is drawn
+    panel_text = [text.get_text() for text in draw_figure1(fig1).axes[2].texts]  # wikiart block_perm:2, top row
+    assert "no runs\n(2 of 9 cells: D. SVDD diverged, diverged)" in panel_text
+
+
+def _unstarted_job(root, variant, group, config, error):
+    """A job that stopped before training: Hydra's saved configuration and the log's error, no metrics.json."""
+    import yaml
+
+    folder = root / variant / group / f"{abs(hash(error)) % 10**12:012d}_s0"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / "train.log").write_text(f"[2026-01-01 00:00:00,000][dsvdd_repro][ERROR] - {error}\n")
+
+
+def _voc_config(variant, objective, lr, n, pooling="max"):
+    split = {"name": None, "n": None, "thickness": None}
+    return {"dataset": {"name": "voc2012", "root": "${oc.env:DSVDD_VOC2012_ROOT,null}", "image_size": 32},
+            "setup": {"name": "alteration", "semi_supervised": False, "labeled_anomaly_fraction": 0.1},
+            "anomaly": {"name": "block_perm", "n": n, "thickness": 5, "train": split, "val": split, "test": split},
+            "method": {"name": "dsvdd"}, "objective": {"name": objective},
+            "model": {"name": "resnet18", "bias": True, "pooling": pooling,
+                      "weights": "${resolve_weights:${profile.weights}}"},
+            "regularizer": {"name": "none"}, "features": None,
+            "optim": {"name": "adam", "lr": lr, "backbone_lr_factor": 0.1}, "variant": variant, "seed": 0}
+
+
+def test_missing_cells_name_only_their_own_jobs_reasons(tmp_path):
+    """Jobs that stopped before training are matched to cells on the cells' key columns (from the
+    configuration Hydra saved), so two cells of one variant and dataset each name their own reason."""
+    from dsvdd_repro.report.__main__ import write_report
+    from dsvdd_repro.report.collect import collect_unstarted
+
+    runs = tmp_path / "runs"
+    write_runs(runs, [metrics("dsvdd", 0.7)])
+    _unstarted_job(runs, "dsvdd_bias", "voc2012_alteration", _voc_config("dsvdd_bias", "soft_boundary", 0.01, 2),
+                   "CUDA out of memory")
+    _unstarted_job(runs, "dsvdd_bias", "voc2012_alteration", _voc_config("dsvdd_bias", "soft_boundary", 0.1, 2),
+                   "weights not found: resnet18.pth")
+    # a Figure 2 job (no pooling layer) is no run of Table II's cells
+    _unstarted_job(runs, "dsvdd_bias", "voc2012_alteration",
+                   _voc_config("dsvdd_bias", "one_class", 0.001, 8, pooling="none"), "only Figure 2's")
+    unstarted = collect_unstarted(runs).set_index("reason")
+    oom = unstarted.loc["CUDA out of memory"]
+    assert oom["configured"] and oom["lr"] == 0.01 and oom["objective"] == "soft_boundary"
+    assert (oom["test_anomaly"], oom["val_anomaly"], oom["train_anomaly"]) == ("block_perm:2", "block_perm:2", "")
+
+    write_report(runs, tmp_path / "out")
+    missing = (tmp_path / "out" / "REPORT.md").read_text().split("## Missing cells and why")[1].split("\n## ")[0]
+    assert ("- Table V, voc2012: 1 of 24 cells not reproduced (Soft-bound. D. SVDD w/ bias: 1e-2 / Block perm. 2x2): "
+            "runs stopped before training (1 run: CUDA out of memory)" in missing)
+    assert ("- Table V, voc2012: 1 of 24 cells not reproduced (Soft-bound. D. SVDD w/ bias: 1e-1 / Block perm. 2x2): "
+            "runs stopped before training (1 run: weights not found: resnet18.pth)" in missing)
+    assert "- Table V, voc2012: 22 of 24 cells not reproduced: no run of these cells in this profile's grid" in missing
+    for line in missing.splitlines():
+        assert not ("CUDA out of memory" in line and "weights not found" in line), line
+    assert missing.count("CUDA out of memory") == 1 and "only Figure 2's" not in missing

@@ -22,7 +22,13 @@ from dsvdd_repro.methods.features import (
     subset,
 )
 from dsvdd_repro.methods.geo import PAPER_EPOCHS
-from dsvdd_repro.methods.shallow import IForestDetector, OCSVMConfig, OCSVMDetector, OCSVMScaledConfig, gamma_scale
+from dsvdd_repro.methods.shallow import (
+    IForestDetector,
+    OCSVMConfig,
+    OCSVMDetector,
+    OCSVMScaledConfig,
+    gamma_scale,
+)
 from dsvdd_repro.models.resnet import ResNet18Config
 from dsvdd_repro.runs import variant_name
 from dsvdd_repro.schema import ConfigError

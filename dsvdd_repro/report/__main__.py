@@ -1,9 +1,10 @@
 """Write the report of one profile: `python -m dsvdd_repro.report runs/<profile> --out results/<profile>`.
 
-Outputs: runs.csv (every run, finished or failed, full precision), table{I..VI}.{md,csv,tex} (ours
-mean +- std (n) beside the paper's value, difference, cells beyond the paper's spread marked; the CSV's
-AUCs rounded as the Markdown prints them), fig1.png, fig2.png, and REPORT.md (what was reproduced per
-table, with which data and weights, what is missing and why); when their runs exist, ruff2018.{md,csv}
+Outputs: runs.csv (every run, finished, failed or diverged, full precision), table{I..VI}.{md,csv,tex}
+(ours mean +- std (n; failed and diverged runs) beside the paper's value, difference, cells beyond the
+paper's spread marked; the CSV's AUCs rounded as the Markdown prints them), fig1.png, fig2.png, and
+REPORT.md (what was reproduced per table, with which data and weights, what is missing and why, each
+missing cell with the reasons its own jobs gave); when their runs exist, ruff2018.{md,csv}
 (the original deep SVDD protocol) and collapse.{md,csv} with fig_collapse.png (the collapse study). Reads only the run folders and the
 package's published tables, so it runs from any folder.
 """
@@ -23,7 +24,7 @@ from .figures import draw_figure1, draw_figure2, figure1_data, figure2_data, fig
 from .published import TABLES, load_published
 from .ruff2018 import ruff2018_cells
 from .ruff2018 import to_markdown as ruff2018_markdown
-from .tables import pivot, rounded, table_cells, to_latex, to_markdown
+from .tables import cell_mask, finished, pivot, rounded, row_name, table_cells, to_latex, to_markdown
 
 
 def _values(column: pd.Series) -> str:
@@ -38,7 +39,7 @@ def _values(column: pd.Series) -> str:
 
 def _data_lines(runs: pd.DataFrame) -> list[str]:
     """Per dataset, what the finished runs really used: layout, styles, sizes, weights, epochs, seeds."""
-    done = runs[runs["status"] == "done"]
+    done = runs[finished(runs)]
     lines = []
     for dataset, group in done.groupby("dataset"):
         deep = group[group["objective"] != ""]  # collect leaves the baselines' objective empty
@@ -60,7 +61,7 @@ PAPER_EPOCHS, PAPER_SEEDS, PAPER_WIKIART_STYLES = 30, 5, 6
 
 def _difference_lines(runs: pd.DataFrame) -> list[str]:
     """Where the finished runs depart from the paper's protocol, one line per kind of departure."""
-    done = runs[runs["status"] == "done"]
+    done = runs[finished(runs)]
     lines = []
     with_network = done[done["weights_used"].notna()]  # PCA baselines have no network
     not_imagenet = with_network[with_network["weights_used"] != "imagenet"]
@@ -96,23 +97,68 @@ def _difference_lines(runs: pd.DataFrame) -> list[str]:
     return lines or ["- none found in the recorded settings"]
 
 
+# A line names its cells when there are at most this many (else it counts them).
+MAX_NAMED_CELLS = 6
+
+
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
+def unstarted_of(cell: pd.Series, unstarted: pd.DataFrame) -> pd.Series:
+    """Which unstarted jobs (`collect_unstarted`) are runs of `cell`: on the key columns the cell's
+    runs are matched on (`tables.cell_mask`, the paper's pooling and learning-rate scheme); a job
+    without a saved configuration on what its folders name (variant, dataset, setup, semi-supervised)."""
+    if unstarted.empty:
+        return pd.Series(False, index=unstarted.index)
+    configured = unstarted["configured"]
+    by_folder = ~configured
+    for key in ("variant", "dataset", "setup", "semi_supervised"):
+        by_folder &= unstarted[key] == cell[key]
+    return (configured & cell_mask(unstarted, cell)) | by_folder
+
+
+NOT_LAUNCHED = "no run of these cells in this profile's grid"
+MAX_REASONS = 3
+
+
+def _describe(stopped: pd.Series, n_failed: int, n_diverged: int) -> str:
+    """Why cells have no finished run, in words: the reasons of their jobs that stopped before
+    training (`stopped`: reason -> number of jobs), their failed and diverged runs."""
+    why = []
+    if len(stopped):
+        reasons = "; ".join(f"{_runs(count)}: {reason}" for reason, count in stopped.head(MAX_REASONS).items())
+        rest = int(stopped.iloc[MAX_REASONS:].sum())
+        why.append(f"runs stopped before training ({reasons}{f'; {_runs(rest)}: other reasons' if rest else ''})")
+    for count, status, section in ((n_failed, "failed", "Failed runs"), (n_diverged, "diverged", "Diverged runs")):
+        if count:
+            why.append(f"{_runs(count)} {status} (see {section})")
+    return "; ".join(why) or NOT_LAUNCHED
+
+
 def _missing_lines(tables: dict[str, pd.DataFrame], unstarted: pd.DataFrame) -> list[str]:
-    """Per table, the missing or failed cells by dataset, with the reason jobs gave for not running."""
+    """Per table and dataset, the cells without a finished run, one line per group of cells with
+    the same causes (the cells named when they are few, the runs counted over the group, each job
+    once): the reasons their own jobs gave for not running (`unstarted_of`), their failed and
+    diverged runs, or that no run of them was launched."""
     lines = []
     for table, cells in tables.items():
         gaps = cells[cells["status"] != "ok"]
-        for dataset, group in gaps.groupby("dataset"):
-            mine = (unstarted["dataset"] == dataset) & unstarted["variant"].isin(group["variant"])
-            reasons = unstarted.loc[mine, "reason"].value_counts()
-            if len(reasons):
-                why = "; ".join(f"{count} runs: {reason}" for reason, count in reasons.head(3).items())
-                why = f"their runs stopped before training ({why})"
-            elif (group["status"] == "failed").all():
-                why = "its runs failed (see Failed runs)"
-            else:
-                why = "no run of these cells in this profile's grid"
-            total = len(cells[cells["dataset"] == dataset])
-            lines.append(f"- Table {table}, {dataset}: {len(group)} of {total} cells not reproduced: {why}")
+        for dataset, group in gaps.groupby("dataset", sort=True):
+            total = int((cells["dataset"] == dataset).sum())
+            jobs = {index: unstarted.index[unstarted_of(cell, unstarted)] for index, cell in group.iterrows()}
+            kinds = {index: (tuple(sorted(set(unstarted.loc[jobs[index], "reason"]))), bool(cell["n_failed"]),
+                             bool(cell["n_diverged"])) for index, cell in group.iterrows()}
+            # the cells with causes first, in table order; those never launched last
+            for kind in sorted(dict.fromkeys(kinds.values()), key=lambda kind: kind == ((), False, False)):
+                same = group.loc[[index for index in group.index if kinds[index] == kind]]
+                mine = unstarted.index.intersection(sorted({job for index in same.index for job in jobs[index]}))
+                why = _describe(unstarted.loc[mine, "reason"].value_counts(), int(same["n_failed"].sum()),
+                                int(same["n_diverged"].sum()))
+                names = ""
+                if len(same) <= MAX_NAMED_CELLS:
+                    names = " (" + ", ".join(f"{row_name(c)}: {c['column_label']}" for _, c in same.iterrows()) + ")"
+                lines.append(f"- Table {table}, {dataset}: {len(same)} of {total} cells not reproduced{names}: {why}")
     return lines or ["- none: every cell has at least one finished run"]
 
 
@@ -120,34 +166,51 @@ def _write_table(cells: pd.DataFrame, table: str, out: Path) -> None:
     """One table as CSV (rounded as printed), Markdown and LaTeX."""
     rounded(cells).to_csv(out / f"table{table}.csv", index=False)
     wide = pivot(cells)
-    title = f"# Table {table}: ours (mean ± std, n runs) / paper\n\n"
+    title = f"# Table {table}: ours (mean ± std, n finished runs; failed and diverged runs) / paper\n\n"
     (out / f"table{table}.md").write_text(title + to_markdown(wide))
     (out / f"table{table}.tex").write_text(to_latex(wide))
 
 
 def _summary_lines(tables: dict[str, pd.DataFrame]) -> list[str]:
-    """REPORT.md's per-table counts of reproduced, missing, failed and beyond-spread cells."""
-    lines = ["| table | cells | reproduced | missing | failed | beyond the paper's spread |",
-             "|---|---|---|---|---|---|"]
+    """REPORT.md's per-table counts of reproduced, missing, failed, diverged and beyond-spread cells."""
+    lines = ["| table | cells | reproduced | missing | failed | diverged | beyond the paper's spread |",
+             "|---|---|---|---|---|---|---|"]
     for table, cells in tables.items():
         counts = cells["status"].value_counts()
         lines.append(
             f"| {table} | {len(cells)} | {counts.get('ok', 0)} | {counts.get('missing', 0)} | "
-            f"{counts.get('failed', 0)} | {int(cells['beyond_spread'].sum())} |"
+            f"{counts.get('failed', 0)} | {counts.get('diverged', 0)} | {int(cells['beyond_spread'].sum())} |"
         )
     return lines
+
+
+def _diverged_line(run) -> str:
+    """`- <run dir>: epoch 4, step 120 (not scored): <error>`, or with "(scored on the model from before
+    the divergence: test AUC 61.2%)"."""
+    where = ", ".join(f"{what} {int(value)}" for what, value in (("epoch", run.diverged_epoch),
+                                                                   ("step", run.diverged_step)) if pd.notna(value))
+    scored = pd.to_numeric(pd.Series([run.test_auc]), errors="coerce").iloc[0]
+    note = (f" (scored on the model from before the divergence: test AUC {100 * scored:.1f}%)"
+            if pd.notna(scored) else " (not scored)")
+    error = f": {run.error}" if isinstance(run.error, str) and run.error else ""
+    return f"- {run.run_dir}: {where or 'diverged'}{note}{error}"
 
 
 def _report_lines(runs_root: Path, runs: pd.DataFrame, tables: dict[str, pd.DataFrame],
                   unstarted: pd.DataFrame, produced_by: str | None) -> list[str]:
     """REPORT.md, line by line."""
     failed = runs[runs["status"] == "failed"]
+    diverged = runs[runs["status"] == "diverged"]
+    scored = int(finished(diverged).sum())
     report = [
         f"# Reproduction report: {runs_root}",
         "",
         *([f"Produced by: {produced_by}", ""] if produced_by else []),
-        f"{len(runs)} runs collected ({(runs['status'] == 'done').sum()} done, {len(failed)} failed).",
-        "Cells: ours = mean ± std over seeds (one-vs-all: over normal classes) with the number of runs; "
+        f"{len(runs)} runs collected ({(runs['status'] == 'done').sum()} done, {len(failed)} failed, "
+        f"{len(diverged)} diverged, {scored} of them scored on the model from before the divergence).",
+        "Cells: ours = mean ± std over seeds (one-vs-all: over normal classes) with the number n of finished "
+        "runs (done, and diverged runs scored on the model from before the divergence: \"n=3, 1 pre-divergence\") "
+        "and the cell's runs that did not finish (\"n=3; 1 failed, 2 diverged\"); "
         "paper = the published value ± spread; † = ours differs by more than the paper's spread.",
         "",
         "## Per table",
@@ -164,14 +227,19 @@ def _report_lines(runs_root: Path, runs: pd.DataFrame, tables: dict[str, pd.Data
         "",
         "## Missing cells and why",
         "",
-        "A cell is `missing` when no run of it finished: its data was not available (e.g. no VOC2012 here), "
-        "it was not part of this profile's grid, or its runs failed (counted as `failed`).",
+        "A cell is `missing` when it has no run that wrote a result: its data was not available (e.g. no "
+        "VOC2012 here), its jobs stopped before training, or it was not part of this profile's grid; `failed` "
+        "when it has runs, none finished and at least one failed; "
+        "`diverged` when every run of it diverged (a non-finite loss) before a model could be scored.",
         "",
         *_missing_lines(tables, unstarted),
     ]
     if len(failed):
         report += ["", "## Failed runs", ""]
         report += [f"- {row.run_dir}: {row.error}" for row in failed.itertuples()]
+    if len(diverged):
+        report += ["", "## Diverged runs", ""]
+        report += [_diverged_line(row) for row in diverged.itertuples()]
     return report
 
 
@@ -204,7 +272,7 @@ def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> 
     caveats = figure_caveats(runs)
     draw_figure1(figure1_data(runs, published), caveats["fig1"]).savefig(out / "fig1.png", dpi=120)
     draw_figure2(figure2_data(runs, published), caveats["fig2"]).savefig(out / "fig2.png", dpi=120)
-    lines = _report_lines(runs_root, runs, tables, collect_unstarted(runs_root), produced_by)
+    lines = _report_lines(runs_root, runs, tables, collect_unstarted(runs_root, published), produced_by)
     if extra:
         lines += ["", "## Beyond the paper's tables", "", *extra]
     (out / "REPORT.md").write_text("\n".join(lines) + "\n")

@@ -17,9 +17,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: figures are files
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..evaluation import COLLAPSE_RATIO, HEALTHY_RELATIVE_VARIANCE  # noqa: E402
 

@@ -1,7 +1,10 @@
 """Collect run folders into one table (`runs.csv`), one row per run, keyed like the published CSV.
 
-Every `metrics.json` below a root becomes a row, finished or failed, so that the report can say
-which cells are missing or failed instead of silently dropping them. The columns named in
+Every `metrics.json` below a root becomes a row, finished, failed or diverged (`diverged_epoch`,
+`diverged_step`: where the loss stopped being finite), so that the report can say which cells are
+missing, failed or diverged instead of silently dropping them. Jobs that stopped before training
+leave no metrics.json: `collect_unstarted` reads their reason from the log and their axes from the
+configuration Hydra saved beside it, keyed like the runs, so each missing cell names its own jobs. The columns named in
 `report.published.KEY_COLUMNS` are derived here with the published CSV's conventions:
 anomaly specs as `strokes:5` / `block_perm:8`, empty where a setting has none (one-vs-all; the
 training set of unsupervised runs), objective / lr / weighting empty for the baselines. So in the
@@ -19,17 +22,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from ..runs import METRICS_FILE, collect_metrics
-from .published import load_published, variant_is_deep
+from ..setups import AnomalyConfig, AnomalySplit
+from .published import KEY_COLUMNS, load_published, variant_is_deep
 
 RUN_COLUMNS = (
     "status", "variant", "method", "dataset", "setup", "semi_supervised", "normal_class",
     "labeled_anomaly_class", "train_anomaly", "val_anomaly", "test_anomaly", "objective", "lr",
     "backbone_lr_factor", "weighting", "regularizer", "k", "bias", "pooling", "weights", "weights_used",
     "features", "image_size", "epochs", "seed", "profile", "test_auc", "val_auc", "best_epoch", "collapsed",
-    "collapse_epoch", "reg_active", "seconds", "n_train", "n_val", "n_test", "data_layout", "styles_used", "error",
-    "run_dir",
+    "collapse_epoch", "reg_active", "seconds", "n_train", "n_val", "n_test", "data_layout", "styles_used",
+    "diverged_epoch", "diverged_step", "error", "run_dir",
 )
 
 
@@ -81,7 +86,19 @@ def run_record(metrics: dict, deep: bool) -> dict:
     root = source.get("root")
     record["data_layout"] = f"{source.get('layout')}: {Path(root).name}" if root else source.get("layout")
     record["styles_used"] = "+".join(source["styles_used"]) if source.get("styles_used") else None
+    diverged = metrics.get("diverged_at") or {}
+    record["diverged_epoch"], record["diverged_step"] = diverged.get("epoch"), diverged.get("step")
     return record
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The key columns with the published CSV's types: text ("" for none), bool, float lr."""
+    for column in ("train_anomaly", "val_anomaly", "test_anomaly", "objective", "weighting", "features"):
+        if column in frame:
+            frame[column] = frame[column].astype(object).fillna("").astype(str)
+    frame["semi_supervised"] = frame["semi_supervised"].astype(object).fillna(False).astype(bool)
+    frame["lr"] = pd.to_numeric(frame["lr"], errors="coerce")
+    return frame
 
 
 def collect_runs(root: Path, published: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -91,18 +108,18 @@ def collect_runs(root: Path, published: pd.DataFrame | None = None) -> pd.DataFr
     records = [run_record(metrics, is_deep(metrics, deep_variants)) for metrics in collect_metrics(root)]
     for record in records:  # relative to the root: runs.csv is committed and read on other machines
         record["run_dir"] = Path(record["run_dir"]).relative_to(root).as_posix()
-    frame = pd.DataFrame(records, columns=list(RUN_COLUMNS))
-    for column in ("train_anomaly", "val_anomaly", "test_anomaly", "objective", "weighting", "features"):
-        frame[column] = frame[column].fillna("").astype(str)
-    frame["semi_supervised"] = frame["semi_supervised"].fillna(False).astype(bool)
-    frame["lr"] = pd.to_numeric(frame["lr"], errors="coerce")
-    return frame
+    return _typed(pd.DataFrame(records, columns=list(RUN_COLUMNS)))
 
 
 # runs/<profile>/<variant>/<dataset>_<setup>[_c<k>][_semi]/<hash>_s<seed> (contract C2)
-_GROUP_FOLDER = re.compile(r"^(?P<dataset>.+?)_(?P<setup>one_vs_all|alteration)(?:_c\d+)?(?:_semi)?$")
+_GROUP_FOLDER = re.compile(r"^(?P<dataset>.+?)_(?P<setup>one_vs_all|alteration)(?:_c\d+)?(?P<semi>_semi)?$")
 _ERROR_LINE = re.compile(r"\[ERROR\] - (?P<message>.*)$")
-UNSTARTED_COLUMNS = ("variant", "dataset", "setup", "reason", "run_dir")
+# Hydra saves a job's composed configuration here before the job runs (hydra.output_subdir)
+HYDRA_CONFIG = Path(".hydra") / "config.yaml"
+# `configured`: whether the axes come from the job's saved configuration; without one only the
+# folder names are known (variant, dataset, setup, semi-supervised) and the other columns are empty.
+UNSTARTED_COLUMNS = (*KEY_COLUMNS, "backbone_lr_factor", "pooling", "normal_class", "labeled_anomaly_class", "k",
+                     "seed", "configured", "reason", "run_dir")
 
 
 def _last_error(log_file: Path) -> str:
@@ -118,21 +135,92 @@ def _last_error(log_file: Path) -> str:
     return "(no error in the log: interrupted?)"
 
 
-def collect_unstarted(root: Path) -> pd.DataFrame:
+def _number(value) -> float | None:
+    """A configured number; None where the saved configuration holds none or an interpolation."""
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def config_axes(config: dict, variant: str) -> dict:
+    """The axes of a job as its metrics.json would record them (`runs.run_axes`), read from its
+    saved, unresolved configuration (`HYDRA_CONFIG`), so that `run_record` keys it like a run."""
+    def node(name: str) -> dict | None:
+        value = config.get(name)
+        return value if isinstance(value, dict) else None
+
+    setup, model, optim = node("setup") or {}, node("model"), node("optim")
+    objective, regularizer, features = node("objective"), node("regularizer"), node("features")
+    alteration, semi = setup.get("name") == "alteration", bool(setup.get("semi_supervised"))
+    regularized = regularizer is not None and regularizer.get("name") != "none"
+    anomaly = None
+    if alteration and node("anomaly"):
+        raw = node("anomaly")
+        groups = {key: raw[key] for key in ("name", "n", "thickness") if raw.get(key) is not None}
+        splits = {split: AnomalySplit(**(raw.get(split) or {})) for split in ("train", "val", "test")}
+        spec = AnomalyConfig(**groups, **splits)
+        anomaly = {split: spec.spec(split) for split in ("train", "val", "test")}
+    return {
+        "status": "unstarted",
+        "variant": variant,
+        "method": (node("method") or {}).get("name"),
+        "dataset": (node("dataset") or {}).get("name"),
+        "setup": setup.get("name"),
+        "semi_supervised": semi,
+        "normal_class": None if alteration else setup.get("normal_class"),
+        "labeled_anomaly_class": setup.get("labeled_anomaly_class") if semi and not alteration else None,
+        "anomaly": anomaly,
+        "objective": None if objective is None else objective.get("name"),
+        "regularizer": None if regularizer is None else regularizer.get("name"),
+        "k": regularizer.get("k") if regularized else None,
+        "weighting": regularizer.get("weighting") if regularized else None,
+        "pooling": None if model is None else model.get("pooling"),
+        "lr": None if optim is None else _number(optim.get("lr")),
+        "backbone_lr_factor": None if optim is None else _number(optim.get("backbone_lr_factor")),
+        "features": None if features is None else features.get("name"),
+        "seed": config.get("seed"),
+    }
+
+
+def _saved_config(folder: Path) -> dict | None:
+    """A job folder's saved configuration, None when it has none or it cannot be read."""
+    try:
+        config = yaml.safe_load((folder / HYDRA_CONFIG).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def collect_unstarted(root: Path, published: pd.DataFrame | None = None) -> pd.DataFrame:
     """Jobs that left a run folder with a log but no metrics.json: stopped before training (bad
-    input, data or weights not found) or killed. One row each, with the reason from the log, so the
-    report can say why cells are missing."""
+    input, data or weights not found) or killed. One row each (UNSTARTED_COLUMNS), with the reason
+    from the log and the key columns of `collect_runs` (from the job's saved configuration, else
+    only what its folder names say), so the report can say why each cell is missing.
+    `published`: as in `collect_runs`."""
+    deep_variants = variant_is_deep(load_published() if published is None else published)
     records = []
     for log_file in sorted(Path(root).rglob("train.log")):
         folder = log_file.parent
         if (folder / METRICS_FILE).exists():
             continue
         match = _GROUP_FOLDER.match(folder.parent.name)
-        records.append({
-            "variant": folder.parent.parent.name,
-            "dataset": match.group("dataset") if match else "",
-            "setup": match.group("setup") if match else "",
-            "reason": _last_error(log_file),
-            "run_dir": folder.relative_to(root).as_posix(),
-        })
-    return pd.DataFrame(records, columns=list(UNSTARTED_COLUMNS))
+        config = _saved_config(folder)
+        # runs/<profile>/<variant>/<group>/<hash>_s<seed>; an invalid job's folder names no variant
+        variant = folder.parent.parent.name if match else str((config or {}).get("variant") or "")
+        record = None
+        if config is not None:
+            try:
+                axes = config_axes(config, variant)
+                record = {**run_record(axes, is_deep(axes, deep_variants)), "configured": True}
+            except (TypeError, ValueError, AttributeError, KeyError):
+                record = None  # a configuration this version cannot read: key it by its folder
+        if record is None:
+            record = {"variant": variant, "dataset": match.group("dataset") if match else "",
+                      "setup": match.group("setup") if match else "",
+                      "semi_supervised": bool(match and match.group("semi")), "configured": False}
+        record.update(reason=_last_error(log_file), run_dir=folder.relative_to(root).as_posix())
+        records.append(record)
+    frame = _typed(pd.DataFrame(records, columns=list(UNSTARTED_COLUMNS)))
+    frame["configured"] = frame["configured"].astype(object).fillna(False).astype(bool)
+    return frame

@@ -9,7 +9,9 @@
 Both go through `tables.table_cells`, so k is chosen on validation per cell exactly as in the
 tables (`dsvdd_repro.selection`), and both have the paper's panels, VOC2012 and WikiArt x block
 permutation 2x2 and 8x8 (unsupervised alteration runs), whatever other runs exist. Cells without
-finished runs are left empty and labelled "no runs", never invented. Every bar shows its cell's
+finished runs are left empty, never invented: a cell whose runs all diverged (`tables`: status
+`diverged`) is labelled "diverged" where its bar would be (Figure 1: "D. SVDD diverged" when the
+reference did), a panel without any bar "no runs" or "diverged". Every bar shows its cell's
 spread over seeds (an error bar) and its number of runs; the y-range fits the bars; a panel says
 in one line when it cannot show a difference: Figure 2 at image sizes where ResNet-18's last
 feature map is 1 x 1 (no pooling = pooling), Figure 1 where the variance regularizer never switched
@@ -36,8 +38,13 @@ FIG1_SCHEMES = {PAPER_BACKBONE_LR_FACTOR: "backbone lr = 0.1 x head lr", 1.0: "o
 FIG2_TABLE = "II"
 FIG2_MODELS = {"ocsvm_cnn": "A", "iforest_cnn": "B", "dsvdd": "C", "dsvdd_bias": "D", "dsvdd_bias_noise": "E"}
 FIG2_POOLING = {"max": "with pooling", "none": "without pooling"}
-FIG1_COLUMNS = ("scheme", "dataset", "test_anomaly", "variant", "lr", "k", "difference", "spread", "n")
-FIG2_COLUMNS = ("dataset", "test_anomaly", "model", "variant", "pooling", "k", "auc", "spread", "n")
+# `status`: the cell's (tables.table_cells); `note`: what is drawn instead of a bar that has no value
+# ("diverged", Figure 1 also "D. SVDD diverged" when only the reference diverged), else "".
+FIG1_COLUMNS = ("scheme", "dataset", "test_anomaly", "variant", "lr", "k", "difference", "spread", "n", "status",
+                "note")
+FIG2_COLUMNS = ("dataset", "test_anomaly", "model", "variant", "pooling", "k", "auc", "spread", "n", "status",
+                "note")
+DIVERGED = "diverged"
 # ResNet-18 downsamples by 32: below 64 px its last feature map is 1 x 1
 POOLING_MIN_SIZE = 64
 
@@ -60,12 +67,17 @@ def figure1_data(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     for factor, scheme in FIG1_SCHEMES.items():
         cells = _in_panels(table_cells(runs, published, FIG1_TABLE, backbone_lr_factor=factor))
         where = ["dataset", "test_anomaly", "lr"]
-        reference = cells[cells["variant"] == FIG1_REFERENCE].set_index(where)["ours_mean"]
+        references = cells[cells["variant"] == FIG1_REFERENCE].set_index(where)
+        reference, reference_status = references["ours_mean"], references["status"]
         for cell in cells[cells["variant"].isin(list(FIG1_VARIANTS))].itertuples():
-            difference = cell.ours_mean - reference.get((cell.dataset, cell.test_anomaly, cell.lr), np.nan)
+            at = (cell.dataset, cell.test_anomaly, cell.lr)
+            difference = cell.ours_mean - reference.get(at, np.nan)
+            note = DIVERGED if cell.status == DIVERGED else ""
+            if cell.status == "ok" and reference_status.get(at) == DIVERGED:
+                note = "D. SVDD diverged"
             rows.append({"scheme": scheme, "dataset": cell.dataset, "test_anomaly": cell.test_anomaly,
                          "variant": cell.variant, "lr": cell.lr, "k": cell.k, "difference": difference,
-                         "spread": cell.ours_std, "n": cell.n_runs})
+                         "spread": cell.ours_std, "n": cell.n_runs, "status": cell.status, "note": note})
     return pd.DataFrame(rows, columns=list(FIG1_COLUMNS))
 
 
@@ -78,7 +90,8 @@ def figure2_data(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
         for cell in cells[cells["variant"].isin(list(FIG2_MODELS))].itertuples():
             rows.append({"dataset": cell.dataset, "test_anomaly": cell.test_anomaly,
                          "model": FIG2_MODELS[cell.variant], "variant": cell.variant, "pooling": pooling,
-                         "k": cell.k, "auc": cell.ours_mean, "spread": cell.ours_std, "n": cell.n_runs})
+                         "k": cell.k, "auc": cell.ours_mean, "spread": cell.ours_std, "n": cell.n_runs,
+                         "status": cell.status, "note": DIVERGED if cell.status == DIVERGED else ""})
     return pd.DataFrame(rows, columns=list(FIG2_COLUMNS))
 
 
@@ -107,14 +120,25 @@ def _caveat(ax, text: str | None) -> None:
         ax.text(0.5, -0.3, text, ha="center", va="top", transform=ax.transAxes, fontsize=7, color="dimgray")
 
 
-def _bars(ax, x, values, spreads, counts, width, label):
-    """Bars with their spread over seeds as error bars and their number of runs above them."""
+def _note(rows: pd.DataFrame) -> str:
+    """What stands in for the bar of `rows` (one cell) when it has no value: its note, or ""."""
+    notes = [note for note in rows["note"] if note]
+    return notes[0] if notes else ""
+
+
+def _bars(ax, x, values, spreads, counts, width, label, notes=None):
+    """Bars with their spread over seeds as error bars and their number of runs above them; where
+    a bar has no value, its note (e.g. "diverged") is written upright in its place instead."""
     bars = ax.bar(x, values, width, yerr=spreads, capsize=2, label=label, error_kw={"linewidth": 0.8})
-    for bar, count in zip(bars, counts, strict=True):
+    for bar, count, note in zip(bars, counts, notes or [""] * len(bars), strict=True):
+        middle = bar.get_x() + bar.get_width() / 2
         if count and np.isfinite(bar.get_height()):
             top = bar.get_height() if bar.get_height() >= 0 else 0.0
-            ax.annotate(f"{int(count)}", (bar.get_x() + bar.get_width() / 2, top), fontsize=6, ha="center",
+            ax.annotate(f"{int(count)}", (middle, top), fontsize=6, ha="center",
                         va="bottom", xytext=(0, 1), textcoords="offset points")
+        elif note and not np.isfinite(bar.get_height()):
+            ax.text(middle, 0.03, note, transform=ax.get_xaxis_transform(), rotation=90, ha="center",
+                    va="bottom", fontsize=6, color=bar.get_facecolor())
 
 
 def _fit_ylim(ax, values, spreads, floor: float | None = None, ceiling: float | None = None) -> None:
@@ -135,9 +159,20 @@ def _legend(axes) -> tuple[list, list]:
     return next(((h, lab) for ax in axes.flat for h, lab in [ax.get_legend_handles_labels()] if h), ([], []))
 
 
-def _empty(ax, title: str) -> None:
+def _empty_text(notes: pd.Series) -> str:
+    """A panel without any bar: "no runs", or its notes ("diverged") when every cell has one, or
+    "no runs" with how many of its cells diverged."""
+    noted = notes[notes != ""]
+    if noted.empty:
+        return "no runs"
+    if len(noted) == len(notes):
+        return "\n".join(dict.fromkeys(noted))
+    return f"no runs\n({len(noted)} of {len(notes)} cells: {', '.join(dict.fromkeys(noted))})"
+
+
+def _empty(ax, title: str, text: str = "no runs") -> None:
     ax.set_title(title, fontsize=9)
-    ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes, color="gray")
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="gray")
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -158,7 +193,7 @@ def draw_figure1(data: pd.DataFrame, caveats: dict[tuple[str, str], str] | None 
             panel = (data["dataset"] == dataset) & (data["test_anomaly"] == anomaly)
             cell = data[(data["scheme"] == scheme) & panel]
             if cell["difference"].notna().sum() == 0:
-                _empty(ax, title)
+                _empty(ax, title, _empty_text(cell["note"]))
                 continue
             drawn, spreads = [], []
             for i, (variant, label) in enumerate(FIG1_VARIANTS.items()):
@@ -167,7 +202,7 @@ def draw_figure1(data: pd.DataFrame, caveats: dict[tuple[str, str], str] | None 
                 spread = [row["spread"].mean() for row in at]
                 offset = (i - (len(FIG1_VARIANTS) - 1) / 2) * width
                 _bars(ax, np.arange(len(learning_rates)) + offset, values, spread, [row["n"].sum() for row in at],
-                      width, label)
+                      width, label, [_note(row) for row in at])
                 drawn += values
                 spreads += spread
             _fit_ylim(ax, [*drawn, 0.0], [*spreads, 0.0])
@@ -175,6 +210,7 @@ def draw_figure1(data: pd.DataFrame, caveats: dict[tuple[str, str], str] | None 
             if row == len(schemes) - 1:
                 _caveat(ax, caveats.get((dataset, anomaly)))
             ax.set_xticks(range(len(learning_rates)), [f"{lr:g}" for lr in learning_rates])
+            ax.set_xlim(-0.5, len(learning_rates) - 0.5)  # every bar's place, drawn or labelled
             ax.set_title(title, fontsize=9)
             ax.set_ylabel("AUC difference to D. SVDD (points)", fontsize=8)
     handles, labels = _legend(axes)
@@ -196,14 +232,14 @@ def draw_figure2(data: pd.DataFrame, caveats: dict[tuple[str, str], str] | None 
         ax = axes[0][col]
         cell = data[(data["dataset"] == dataset) & (data["test_anomaly"] == anomaly)]
         if cell["auc"].notna().sum() == 0:
-            _empty(ax, f"{dataset} {anomaly}")
+            _empty(ax, f"{dataset} {anomaly}", _empty_text(cell["note"]))
             continue
         drawn, spreads = [], []
         for i, (pooling, label) in enumerate(FIG2_POOLING.items()):
             at = [cell[(cell["model"] == letter) & (cell["pooling"] == pooling)] for letter in letters]
             values, spread = [row["auc"].mean() for row in at], [row["spread"].mean() for row in at]
             _bars(ax, np.arange(len(letters)) + (i - 0.5) * 0.4, values, spread, [row["n"].sum() for row in at],
-                  0.4, label)
+                  0.4, label, [_note(row) for row in at])
             drawn += values
             spreads += spread
         ax.set_xticks(range(len(letters)), letters)

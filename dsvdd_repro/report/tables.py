@@ -9,7 +9,17 @@ learning rate) are aggregated:
 - one-vs-all (Table III, Table VI's CIFAR-10 column): the mean over seeds (and labeled anomaly
   classes) per normal class, then mean +- std over the normal classes, as the paper averages 10
   classes; everything else: mean +- std over seeds.
-AUCs in percent. A cell with no finished run is `missing` (failed runs are counted), never dropped.
+AUCs in percent. A cell is never dropped; its status says what it holds:
+- `ok`: at least one finished run. Finished are the runs with status `done` and the runs with status
+  `diverged` (a non-finite loss during training) that were scored on the model from before the
+  divergence (they record a `test_auc`): those count in the mean and n, and the cell names them
+  (`n_pre_divergence`, "n=3, 1 pre-divergence").
+- `failed`: runs, none finished, at least one of them failed;
+- `diverged`: runs, none finished, every one diverged without a score;
+- `missing`: no run at all.
+Besides the finished runs, every cell counts its runs that failed (`n_failed`) and that diverged
+without a score (`n_diverged`), over all values of the selected parameter, so that "n=1" never hides
+the cell's other runs: `61.2±1.3 (n=4; 1 failed)`, `61.2±1.3 (n=3; 2 diverged)`, `diverged (2 diverged)`.
 The figures reuse `table_cells` with another pooling or learning-rate scheme, so they choose and
 aggregate exactly as the tables do.
 """
@@ -31,15 +41,25 @@ CELL_AXES = (*KEY_COLUMNS, "backbone_lr_factor", "pooling", "normal_class", "lab
 PERCENT_COLUMNS = ("paper_mean", "paper_spread", "ours_mean", "ours_std", "diff")
 
 CELL_COLUMNS = (
-    "table", "variant", "row_label", "objective", "column_label", "dataset", "setup", "test_anomaly", "lr",
-    "weighting", "paper_mean", "paper_spread", "ours_mean", "ours_std", "n_runs", "n_failed", "n_classes",
-    "k", "diff", "beyond_spread", "status",
+    "table", "variant", "row_label", "objective", "column_label", "dataset", "setup", "semi_supervised",
+    "train_anomaly", "val_anomaly", "test_anomaly", "lr", "weighting", "paper_mean", "paper_spread", "ours_mean",
+    "ours_std", "n_runs", "n_pre_divergence", "n_failed", "n_diverged", "n_classes", "k", "diff",
+    "beyond_spread", "status",
 )
 
 
-def _matches(runs: pd.DataFrame, cell: pd.Series, backbone_lr_factor: float, pooling: str) -> pd.Series:
-    """The runs of one published cell under a pooling and learning-rate scheme (the factor applies
-    to deep models only: a published row with an objective)."""
+def finished(runs: pd.DataFrame) -> pd.Series:
+    """Which runs count in a cell's mean: `done`, and `diverged` runs scored on the model from before
+    the divergence (a finite `test_auc`); a diverged run without one is not finished."""
+    scored = pd.to_numeric(runs["test_auc"], errors="coerce").notna()
+    return (runs["status"] == "done") | ((runs["status"] == "diverged") & scored)
+
+
+def cell_mask(runs: pd.DataFrame, cell: pd.Series, backbone_lr_factor: float = PAPER_BACKBONE_LR_FACTOR,
+              pooling: str = PAPER_POOLING) -> pd.Series:
+    """The runs of one published cell (`cell`: any row with the KEY_COLUMNS, a published row or a
+    table cell) under a pooling and learning-rate scheme (the factor applies to deep models only: a
+    published row with an objective)."""
     mask = pd.Series(True, index=runs.index)
     for key in KEY_COLUMNS:
         if key == "lr":
@@ -75,20 +95,27 @@ def table_cells(runs: pd.DataFrame, published: pd.DataFrame, table: str, *,
     """One row per published cell of `table` (CELL_COLUMNS): ours beside the paper's."""
     rows = []
     for _, cell in published[published["table"] == table].iterrows():
-        matched = runs[_matches(runs, cell, backbone_lr_factor, pooling)]
+        matched = runs[cell_mask(runs, cell, backbone_lr_factor, pooling)]
+        complete = finished(matched)
         n_failed = int((matched["status"] == "failed").sum())
-        done = select_by_validation(matched[matched["status"] == "done"], SELECTED_PARAM, CELL_AXES)
+        n_diverged = int(((matched["status"] == "diverged") & ~complete).sum())
+        done = select_by_validation(matched[complete], SELECTED_PARAM, CELL_AXES)
         k = _chosen(done)
         row = {
             "table": table, "variant": cell["variant"], "row_label": cell["row_label"],
             "objective": cell["objective"], "column_label": cell["column_label"], "dataset": cell["dataset"],
-            "setup": cell["setup"], "test_anomaly": cell["test_anomaly"], "lr": cell["lr"],
+            "setup": cell["setup"], "semi_supervised": cell["semi_supervised"],
+            "train_anomaly": cell["train_anomaly"], "val_anomaly": cell["val_anomaly"],
+            "test_anomaly": cell["test_anomaly"], "lr": cell["lr"],
             "weighting": cell["weighting"], "paper_mean": cell["mean"], "paper_spread": cell["spread"],
-            "n_runs": len(done), "n_failed": n_failed, "k": k,
+            "n_runs": len(done), "n_pre_divergence": int((done["status"] == "diverged").sum()),
+            "n_failed": n_failed, "n_diverged": n_diverged, "k": k,
         }
         if done.empty:
+            # a failure says more than a divergence (a bug, a crash): `diverged` only when no run failed
+            status = "failed" if n_failed else "diverged" if n_diverged else "missing"
             row.update(ours_mean=np.nan, ours_std=np.nan, n_classes=0, diff=np.nan, beyond_spread=False,
-                       status="failed" if n_failed else "missing")
+                       status=status)
         else:
             mean, std, n_classes = aggregate(done, cell["setup"] == "one_vs_all")
             diff = mean - cell["mean"]
@@ -109,18 +136,35 @@ def rounded(cells: pd.DataFrame) -> pd.DataFrame:
                            for column in PERCENT_COLUMNS})
 
 
+def _count(cell: pd.Series, column: str) -> int:
+    value = cell.get(column, 0)
+    return 0 if pd.isna(value) else int(value)
+
+
+def _unfinished(cell: pd.Series) -> str:
+    """The cell's runs outside its mean: "1 failed", "2 diverged", "1 failed, 2 diverged" or ""."""
+    counts = ((_count(cell, "n_failed"), "failed"), (_count(cell, "n_diverged"), "diverged"))
+    return ", ".join(f"{count} {what}" for count, what in counts if count)
+
+
 def format_cell(cell: pd.Series) -> str:
+    """`61.2±1.3 (n=4; 1 failed) † / 65.9±1.0`, `61.2±1.3 (n=3, 1 pre-divergence; 2 diverged) / ...`,
+    `diverged (2 diverged) / ...`, `failed (1 failed) / ...`, `missing / ...`."""
     paper = f"{cell['paper_mean']:.1f}±{cell['paper_spread']:g}"
+    unfinished = _unfinished(cell)
     if cell["status"] != "ok":
-        failed = f", {cell['n_failed']} failed" if cell["n_failed"] else ""
-        return f"{cell['status']}{failed} / {paper}"
+        return f"{cell['status']} ({unfinished}) / {paper}" if unfinished else f"{cell['status']} / {paper}"
     mark = " †" if cell["beyond_spread"] else ""
     # one run has no spread to show (one-vs-all cells average classes, so n counts runs there too)
     spread = f"±{cell['ours_std']:.1f}" if cell["n_runs"] > 1 else ""
-    return f"{cell['ours_mean']:.1f}{spread} (n={cell['n_runs']}){mark} / {paper}"
+    pre = _count(cell, "n_pre_divergence")
+    counts = f"n={cell['n_runs']}" + (f", {pre} pre-divergence" if pre else "")
+    counts += f"; {unfinished}" if unfinished else ""
+    return f"{cell['ours_mean']:.1f}{spread} ({counts}){mark} / {paper}"
 
 
-def _row_name(cell: pd.Series) -> str:
+def row_name(cell: pd.Series) -> str:
+    """A cell's row as the tables print it, e.g. "Soft-bound. D. SVDD w/ bias"."""
     prefix = {"soft_boundary": "Soft-bound. ", "one_class": "One-class "}.get(cell["objective"], "")
     weightings = {"fixed": " [fixed c_t]", "adaptive": " [adaptive c_t]"} if cell["table"] == "I" else {}
     weighting = weightings.get(cell["weighting"], "")
@@ -129,7 +173,7 @@ def _row_name(cell: pd.Series) -> str:
 
 def pivot(cells: pd.DataFrame) -> pd.DataFrame:
     """Rows as printed in the paper, columns = dataset / column label, text cells."""
-    frame = cells.assign(row=cells.apply(_row_name, axis=1),
+    frame = cells.assign(row=cells.apply(row_name, axis=1),
                          column=cells["dataset"] + " / " + cells["column_label"],
                          text=cells.apply(format_cell, axis=1))
     rows = list(dict.fromkeys(frame["row"]))
