@@ -107,6 +107,10 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> d
                 log.warning("removed temporary files of a killed attempt: %s", ", ".join(stale))
             write_run_config(run_dir, cfg, overrides or [])
             return _execute(cfg, run_dir, run_identity)
+        except INPUT_ERRORS as error:  # e.g. data not found: its reason in train.log, for the report
+            log.error("%s", error)
+            error.logged = True
+            raise
         finally:
             logging.getLogger().removeHandler(handler)
             handler.close()
@@ -222,7 +226,8 @@ def main(cfg: DictConfig) -> dict | None:
         with logging_redirect_tqdm() if show_progress(cfg) else contextlib.nullcontext():
             metrics = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except (*INPUT_ERRORS, RunDirError) as error:
-        log.error("%s", error)
+        if not getattr(error, "logged", False):
+            log.error("%s", error)
         print(f"error: {error}", file=sys.stderr)
         if sweeping:
             return {"status": "invalid", "run_dir": str(run_dir), "test_auc": None, "error": str(error)}

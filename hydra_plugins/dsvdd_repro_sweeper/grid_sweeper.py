@@ -71,6 +71,9 @@ class GridSweeperConf:
     # grid points that are no job (neither launched nor counted): each entry lists overrides, and a point
     # with all of them is left out, e.g. [setup.normal_class=0, setup.labeled_anomaly_class=0]
     exclude: Optional[list[list[str]]] = None  # noqa: UP045
+    # whether invalid jobs (bad input, data not on this machine) make the sweep exit non-zero; failed
+    # jobs always do. `reproduce` sets it false: its report shows such cells as missing, with reasons.
+    fail_on_invalid: bool = True
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="grid", node=GridSweeperConf, provider="dsvdd_repro")
@@ -675,8 +678,10 @@ class GridSweeper(Sweeper):
         restrict: Mapping[str, str] | None = None,
         job_filter: str | None = None,
         exclude: Sequence[Sequence[str]] | None = None,
+        fail_on_invalid: bool = True,
     ) -> None:
         self.max_batch_size = max_batch_size
+        self.fail_on_invalid = fail_on_invalid
         self.params = dict(params or {})
         self.restrict = dict(restrict or {})
         self.job_filter = job_filter
@@ -738,7 +743,8 @@ class GridSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> list[Sequence[Any]]:
         """Launch the distinct jobs that are neither invalid nor done, in batches of `max_batch_size`;
         the launcher's results per batch. A job's failure stops no other job: once every batch ran,
-        one summary line, and SweepError (exit status 1) if a job failed or was invalid."""
+        one summary line, and SweepError (exit status 1) if a job failed or (with `fail_on_invalid`) was
+        invalid."""
         assert self.hydra_context is not None and self.config is not None and self.launcher is not None
         tic = time.perf_counter()
         expansion, prepared = self.prepare(arguments)
@@ -768,7 +774,7 @@ class GridSweeper(Sweeper):
                     log.error("sweep: %s: %s: %s", status, " ".join(overrides), error)
             returns.append(results)
         log.info("%s", summary(counts))
-        if counts["failed"] or counts["invalid"]:
+        if counts["failed"] or (counts["invalid"] and self.fail_on_invalid):
             raise SweepError(
                 f"{counts['invalid']} invalid and {counts['failed']} failed of {sum(counts.values())} jobs "
                 "(their reasons are logged above)"
