@@ -212,6 +212,16 @@ class ResultWriteError(OSError):
 STATUS_KEYS = ("status", "test_auc", "error")
 
 
+def _refused(error: Exception, status: str, exit_code: int, sweeping: bool, run_dir: Path) -> dict:
+    """One line on stderr (and in the log, once); a sweep's job returns `status`, a single run exits."""
+    if not getattr(error, "logged", False):
+        log.error("%s", error)
+    print(f"error: {error}", file=sys.stderr)
+    if sweeping:
+        return {"status": status, "run_dir": str(run_dir), "test_auc": None, "error": str(error)}
+    sys.exit(exit_code)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict | None:
     """One job. Bad input: one line, exit code 2 (a sweep's job returns status invalid instead).
@@ -226,18 +236,9 @@ def main(cfg: DictConfig) -> dict | None:
         with logging_redirect_tqdm() if show_progress(cfg) else contextlib.nullcontext():
             metrics = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except (*INPUT_ERRORS, RunDirError) as error:
-        if not getattr(error, "logged", False):
-            log.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        if sweeping:
-            return {"status": "invalid", "run_dir": str(run_dir), "test_auc": None, "error": str(error)}
-        sys.exit(2)
+        return _refused(error, "invalid", 2, sweeping, run_dir)
     except ResultWriteError as error:
-        log.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        if sweeping:
-            return {"status": "failed", "run_dir": str(run_dir), "test_auc": None, "error": str(error)}
-        sys.exit(1)
+        return _refused(error, "failed", 1, sweeping, run_dir)
     except Exception as error:
         if not sweeping:
             raise

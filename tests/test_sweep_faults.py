@@ -14,9 +14,6 @@ configuration (in process, and end to end with dataset=fake).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,29 +33,10 @@ from dsvdd_repro.runs import SCORES_FILE, identity
 from dsvdd_repro.schema import ConfigError
 from hydra_plugins.dsvdd_repro_sweeper import grid_sweeper
 from tests.conftest import CONF_DIR, TINY, run_cli
+from tests.test_sweeper import APP, launch_app
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = ROOT / "tests" / "sweeper_conf" / "app.py"
 APP_CONF = APP.parent / "conf"
 APP_FILTER = "hydra.sweeper.job_filter=tests.sweeper_conf.app_filter.classify"
-
-
-def run_app(sweep_dir: Path, *args: str) -> tuple[int, list[dict], str]:
-    """`python app.py -m ARGS`: its exit status, the jobs' records by job number, the console output."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    proc = subprocess.run(
-        [sys.executable, str(APP), "-m", f"hydra.sweep.dir={sweep_dir}", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    records = [json.loads(path.read_text()) for path in sweep_dir.glob("*/job.json")]
-    return proc.returncode, sorted(records, key=lambda record: record["num"]), proc.stdout + proc.stderr
 
 
 def summary_line(output: str) -> str:
@@ -72,7 +50,7 @@ def summary_line(output: str) -> str:
 
 @pytest.mark.slow
 def test_a_bad_value_in_a_sweep_list_fails_only_its_job(tmp_path):
-    code, records, output = run_app(tmp_path, "+optim=adam", "optim.lr=0.001,fast,0.002")
+    code, records, output = launch_app(tmp_path, "+optim=adam", "optim.lr=0.001,fast,0.002")
     assert code == 1, output
     assert [record["config"]["optim"]["lr"] for record in records] == [0.001, 0.002]
     assert [record["num"] for record in records] == [0, 1]
@@ -83,7 +61,7 @@ def test_a_bad_value_in_a_sweep_list_fails_only_its_job(tmp_path):
 
 @pytest.mark.slow
 def test_a_job_failing_in_the_first_batch_stops_no_later_batch(tmp_path):
-    code, records, output = run_app(
+    code, records, output = launch_app(
         tmp_path, "seed=0,1,2", "+crash_seed=0", "hydra.sweeper.max_batch_size=1"
     )
     assert code == 1, output
@@ -95,7 +73,7 @@ def test_a_job_failing_in_the_first_batch_stops_no_later_batch(tmp_path):
 
 @pytest.mark.slow
 def test_a_sweep_whose_jobs_are_all_invalid_launches_nothing_and_exits_non_zero(tmp_path):
-    code, records, output = run_app(tmp_path, "+optim=adam", "optim.lr=fast,slow")
+    code, records, output = launch_app(tmp_path, "+optim=adam", "optim.lr=fast,slow")
     assert code == 1, output
     assert records == [] and "Launching" not in output
     assert summary_line(output) == "2 jobs: 0 done, 0 skipped (already done), 2 invalid, 0 failed, 0 diverged"
@@ -103,7 +81,7 @@ def test_a_sweep_whose_jobs_are_all_invalid_launches_nothing_and_exits_non_zero(
 
 @pytest.mark.slow
 def test_a_group_option_that_does_not_exist_fails_only_its_jobs(tmp_path):
-    code, records, output = run_app(tmp_path, "variant=base,typo", "seed=0,1")
+    code, records, output = launch_app(tmp_path, "variant=base,typo", "seed=0,1")
     assert code == 1, output
     assert [record["overrides"] for record in records] == [["variant=base", "seed=0"], ["variant=base", "seed=1"]]
     assert "invalid, not launched: variant=typo: cannot compose variant=typo" in output
@@ -112,7 +90,7 @@ def test_a_group_option_that_does_not_exist_fails_only_its_jobs(tmp_path):
 
 @pytest.mark.slow
 def test_done_jobs_are_not_launched_and_every_outcome_is_counted(tmp_path):
-    code, records, output = run_app(
+    code, records, output = launch_app(
         tmp_path, "seed=0,1,2,3", "+done_seeds=[1,3]", "+diverge_seed=2", APP_FILTER
     )
     assert code == 0, output  # diverged is an outcome, not a fault
@@ -124,7 +102,7 @@ def test_done_jobs_are_not_launched_and_every_outcome_is_counted(tmp_path):
 
 @pytest.mark.slow
 def test_jobs_the_filter_refuses_are_logged_not_launched_and_fail_the_sweep(tmp_path):
-    code, records, output = run_app(tmp_path, "seed=0,1", "+invalid_seeds=[1]", APP_FILTER)
+    code, records, output = launch_app(tmp_path, "seed=0,1", "+invalid_seeds=[1]", APP_FILTER)
     assert code == 1, output
     assert [record["config"]["seed"] for record in records] == [0]
     assert "invalid, not launched: seed=1 +invalid_seeds=[1]: seed 1 is refused by the test filter" in output

@@ -227,8 +227,8 @@ def test_real_compositions_agree_with_the_fake_and_are_few():
     assert expansion.jobs == expand_grid(axes(*arguments), FakeComposer()).jobs
 
 
-def run_app(sweep_dir: Path, *args: str) -> tuple[list[dict], str]:
-    """`python app.py -m ARGS`; the jobs' records by job number, and the console output."""
+def launch_app(sweep_dir: Path, *args: str) -> tuple[int, list[dict], str]:
+    """`python app.py -m ARGS`: its exit status, the jobs' records by job number, the console output."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -241,10 +241,16 @@ def run_app(sweep_dir: Path, *args: str) -> tuple[list[dict], str]:
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr + proc.stdout
     records = [json.loads(path.read_text()) for path in sweep_dir.glob("*/job.json")]
+    return proc.returncode, sorted(records, key=lambda record: record["num"]), proc.stdout + proc.stderr
+
+
+def run_app(sweep_dir: Path, *args: str) -> tuple[list[dict], str]:
+    """`python app.py -m ARGS`, which must succeed; the jobs' records by job number, and the console output."""
+    code, records, output = launch_app(sweep_dir, *args)
+    assert code == 0, output
     assert (sweep_dir / "multirun.yaml").is_file()
-    return sorted(records, key=lambda record: record["num"]), proc.stdout + proc.stderr
+    return records, output
 
 
 
