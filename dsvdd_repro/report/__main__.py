@@ -260,11 +260,12 @@ def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> 
     if len(original):
         extra.append("- ruff2018.md: the original deep SVDD protocol (Ruff et al. 2018) beside its published "
                      "per-class AUCs")
-    study = collapse.study_runs(collect_metrics(runs_root))
+    every_run = collect_metrics(runs_root)  # read once: the study's table and its figure both need it
+    study = collapse.study_runs(every_run)
     if len(study):  # the collapse study (experiment `collapse`), when it ran
         study.to_csv(out / "collapse.csv", index=False)
         (out / "collapse.md").write_text(collapse.to_markdown(study))
-        figure = collapse.draw(collapse.study_histories(collect_metrics(runs_root)))
+        figure = collapse.draw(collapse.study_histories(every_run))
         figure.savefig(out / "fig_collapse.png", dpi=110)
         n_collapsed = int(study["collapse_epoch"].notna().sum())
         extra.append(f"- collapse.md, fig_collapse.png: the collapse study, {len(study)} runs, "
