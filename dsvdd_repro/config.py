@@ -24,6 +24,7 @@ from hydra.utils import get_method
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from .evaluation import COLLAPSE_RATIO
+from .execution import PRECISIONS
 from .models.weights import check_weights
 from .schema import ConfigError, at_least, in_range, one_of, positive, shorten
 from .setups import AnomalyConfig
@@ -37,7 +38,8 @@ NODE_PACKAGES = ("dsvdd_repro.data", "dsvdd_repro.models", "dsvdd_repro.methods"
 # moving the data or switching the device does not re-run finished work (dsvdd_repro/runs.py).
 EXECUTION_KEYS = (
     "dataset.root", "dataset.download", "dataset.cache_dir", "trainer.device", "trainer.num_threads",
-    "trainer.progress", "trainer.eval_batch_size", "features.cache", "profile.weights",
+    "trainer.progress", "trainer.eval_batch_size", "trainer.precision", "trainer.channels_last",
+    "trainer.cudnn_benchmark", "trainer.data_on_device", "features.cache", "profile.weights",
 )
 DEVICES = ("auto", "cpu", "cuda")
 # `seed` and `data_seed` seed numpy's legacy generator (np.random.seed), which takes 0..2**32 - 1
@@ -56,7 +58,13 @@ def show_progress(cfg: DictConfig) -> bool:
 class TrainerConfig:
     epochs: int = 30
     batch_size: int = 50
-    eval_batch_size: int = 500
+    # the GPU fast path (dsvdd_repro/execution.py): null/auto = right for the device (a CPU: 500
+    # rows per evaluation batch, float32, default memory format, data on the host)
+    eval_batch_size: int | None = None
+    precision: str = "auto"
+    channels_last: bool | None = None
+    cudnn_benchmark: bool = True
+    data_on_device: bool | None = None
     device: str = "auto"
     num_threads: int | None = None
     # an epoch counts as collapsed when the validation features' variance falls below
@@ -70,7 +78,9 @@ class TrainerConfig:
         at_least("epochs", self.epochs, 1)
         if self.batch_size < 2:
             raise ConfigError("batch_size", self.batch_size, "must be >= 2 (batch statistics)")
-        positive("eval_batch_size", self.eval_batch_size)
+        if self.eval_batch_size is not None:
+            positive("eval_batch_size", self.eval_batch_size)
+        one_of("precision", self.precision, PRECISIONS)
         one_of("device", self.device, DEVICES)
         at_least("num_threads", self.num_threads, 1, nullable=True)
         in_range("collapse_ratio", self.collapse_ratio, 0.0, 1.0, low_open=True)

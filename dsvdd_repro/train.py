@@ -142,6 +142,9 @@ def _execute(cfg: DictConfig, run_dir: Path, run_identity: dict) -> dict:
     splits = make_splits(cfg, images)
     log.info("splits: %s", splits.sizes())
     context = RunContext(cfg, images.image_size, device, default_cache_root(cfg.dataset.get("cache_dir")), run_dir)
+    context.execution.apply()
+    if context.execution.data_on_device:  # copied once; every minibatch is then gathered on the device
+        splits = splits.to(device)
     # loads weights: fails here, before any training, if they cannot be had
     detector = build(cfg.method, context=context)
 
@@ -152,6 +155,7 @@ def _execute(cfg: DictConfig, run_dir: Path, run_identity: dict) -> dict:
         "config": run_identity,
         "data": {"source": images.source, "splits": splits.sizes()},
         "model": detector.describe(),
+        "execution": context.execution.describe(),
         "val_auc": None, "best_epoch": None, "collapsed": None, "history": [],
     }
     try:

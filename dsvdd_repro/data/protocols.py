@@ -24,6 +24,7 @@ kernel can write back and drop, freed when the run ends) instead of anonymous me
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import tempfile
@@ -53,7 +54,7 @@ def _gather(pool, index: np.ndarray) -> torch.Tensor:
     index = np.asarray(index, dtype=np.int64)
     if isinstance(pool, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(pool[index]))
-    return pool[torch.from_numpy(index)]
+    return pool[torch.from_numpy(index).to(pool.device)]
 
 
 @dataclass
@@ -73,6 +74,8 @@ class SplitData:
     semi_targets: np.ndarray = None  # type: ignore[assignment]
     anomaly: dict | None = None
     info: dict = field(default_factory=dict)
+    # row -> row of `pool` when the pool holds only this split's images (after `to`); None: `keys`
+    pool_rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.semi_targets is None:
@@ -82,14 +85,23 @@ class SplitData:
         return len(self.keys)
 
     def batch(self, rows: np.ndarray) -> torch.Tensor:
-        """uint8 images [len(rows), 3, H, W] for the given row positions."""
+        """uint8 images [len(rows), 3, H, W] for the given row positions (on the pool's device)."""
         rows = np.asarray(rows)
-        images = _gather(self.pool, self.keys[rows])
+        images = _gather(self.pool, (self.keys if self.pool_rows is None else self.pool_rows)[rows])
         slots = self.altered_slot[rows]
         altered = slots >= 0
         if altered.any():
-            images[torch.from_numpy(np.flatnonzero(altered))] = _gather(self.altered_images, slots[altered])
+            images[torch.from_numpy(np.flatnonzero(altered)).to(images.device)] = _gather(self.altered_images,
+                                                                                   slots[altered])
         return images
+
+    def to(self, device: torch.device) -> SplitData:
+        """This split with the uint8 images it uses (not the whole pool) copied to `device` once;
+        batches are then gathered there (trainer.data_on_device)."""
+        used = np.unique(self.keys if self.pool_rows is None else self.pool_rows)
+        pool_rows = np.searchsorted(used, self.keys if self.pool_rows is None else self.pool_rows)
+        return dataclasses.replace(self, pool=_gather(self.pool, used).to(device), pool_rows=pool_rows,
+                                   altered_images=torch.as_tensor(self.altered_images).to(device))
 
     def iter_batches(self, batch_size: int, order: np.ndarray | None = None):
         order = np.arange(len(self)) if order is None else order
@@ -103,6 +115,9 @@ class ProtocolSplits:
     train: SplitData
     val: SplitData
     test: SplitData
+
+    def to(self, device: torch.device) -> ProtocolSplits:
+        return ProtocolSplits(self.train.to(device), self.val.to(device), self.test.to(device))
 
     def sizes(self) -> dict:
         return {

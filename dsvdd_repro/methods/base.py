@@ -9,6 +9,7 @@ it cannot run without in `REQUIRES`, which `dsvdd_repro.config.validate` checks 
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from omegaconf import DictConfig
 
 from ..config import show_progress
 from ..data.protocols import SplitData
+from ..execution import Execution
 
 
 @dataclass
@@ -31,6 +33,11 @@ class RunContext:
     device: torch.device
     cache_root: Path  # where cached features go
     run_dir: Path | None = None  # the run's folder (checkpoints); None: no checkpoints
+
+    @functools.cached_property
+    def execution(self) -> Execution:
+        """The GPU fast path's settings for this run's device (dsvdd_repro/execution.py)."""
+        return Execution.resolve(self.cfg.trainer, self.device)
 
     @property
     def seed(self) -> int:

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from ..data.cache import cached_arrays
 from ..data.protocols import SplitData
+from ..execution import Execution
 from ..schema import ConfigError, build, config_node, in_range
 from .base import RunContext
 
@@ -69,6 +70,7 @@ def subset(split: SplitData, rows: np.ndarray) -> SplitData:
         labels=split.labels[rows],
         altered_slot=split.altered_slot[rows],
         semi_targets=split.semi_targets[rows],
+        pool_rows=None if split.pool_rows is None else split.pool_rows[rows],
         info=dict(split.info),
     )
 
@@ -231,12 +233,14 @@ class CNNFeatures(FeatureExtractor):
     name = "cnn"
 
     def __init__(self, model: DictConfig, image_size: int, seed: int, device: torch.device, batch_size: int = 500,
-                 progress: bool = True):
+                 progress: bool = True, execution: Execution | None = None):
         # The network intact (bias terms kept whatever model.bias says), in eval mode. Fork the RNG
-        # so a random initialisation depends on `seed` only, not on what ran before.
+        # so a random initialisation depends on `seed` only, not on what ran before. Always float32
+        # (no autocast): the features are cached on disk and shared by every device's runs.
+        self.execution = execution or Execution(device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = build(model, bias=True).to(device).eval()
+            self.net = self.execution.module(build(model, bias=True)).eval()
         self.model_name, self.pooling, self.weights, self.image_size = model.name, model.pooling, model.weights, image_size
         self.seed, self.device, self.batch_size, self.progress = seed, device, batch_size, progress
 
@@ -261,7 +265,7 @@ class CNNFeatures(FeatureExtractor):
         batches = split.iter_batches(self.batch_size)
         total = -(-len(split) // self.batch_size)
         for _, images in tqdm(batches, total=total, desc=f"cnn {split.name}", disable=not self.progress, leave=False):
-            out.append(self.net(images.to(self.device, non_blocking=True)).float().cpu().numpy())
+            out.append(self.net(self.execution.inputs(images)).float().cpu().numpy())
         return np.concatenate(out)
 
 
@@ -369,5 +373,5 @@ def cnn_features(context: RunContext, cache: bool = True) -> FeatureCache:
     if model is None:
         raise ConfigError("model", None, "features=cnn reads the model node (weights, pooling)")
     extractor = CNNFeatures(model, context.image_size, context.seed, context.device,
-                            int(context.trainer.eval_batch_size), context.progress)
+                            context.execution.eval_batch_size, context.progress, context.execution)
     return _cached(extractor, context, cache)

@@ -193,13 +193,14 @@ class GEO(Detector):
             torch.manual_seed(context.seed)
             net = build(cfg.model)
             model = TransformClassifier(net, net.feature_dim(context.image_size))
-        self.model = model.to(device)
+        self.execution = context.execution  # precision, memory format, evaluation batch
+        self.model = self.execution.module(model)
         self.device = device
         self.image_size = context.image_size
         self.maps = index_maps(context.image_size).to(device)
         self.alpha: torch.Tensor | None = None  # [72 transforms, 72 classes]
         self.epochs, self.batch_size = int(cfg.trainer.epochs), int(cfg.trainer.batch_size)
-        self.eval_batch_size, self.progress = int(cfg.trainer.eval_batch_size), context.progress
+        self.eval_batch_size, self.progress = self.execution.eval_batch_size, context.progress
         self.lr, self.weight_decay, self.seed = float(cfg.optim.lr), float(cfg.optim.weight_decay), context.seed
         self.data_seed = context.data_seed  # the Dirichlet fit's and validation's subsamples
         self.val_max_samples, self.max_samples_per_epoch = val_max_samples, max_samples_per_epoch
@@ -227,7 +228,9 @@ class GEO(Detector):
             images = images.to(self.device, non_blocking=True)
             b = len(images)
             x = apply_transforms(images.repeat_interleave(N_TRANSFORMS, 0), which.repeat(b), self.maps)
-            logp = F.log_softmax(self.model(x).float(), dim=1).clamp_min(_LOG_EPS)
+            with self.execution.autocast():
+                logits = self.model(self.execution.inputs(x))
+            logp = F.log_softmax(logits.float(), dim=1).clamp_min(_LOG_EPS)
             yield rows, logp.view(b, N_TRANSFORMS, N_TRANSFORMS)
 
     def _normality(self, split: SplitData, desc: str) -> np.ndarray:
@@ -285,7 +288,8 @@ class GEO(Detector):
                 continue
             which = torch.from_numpy(chunk % N_TRANSFORMS).to(self.device)
             images = train.batch(chunk // N_TRANSFORMS).to(self.device, non_blocking=True)
-            logits = self.model(apply_transforms(images, which, self.maps))
+            with self.execution.autocast():  # the network only: the loss stays float32
+                logits = self.model(self.execution.inputs(apply_transforms(images, which, self.maps))).float()
             loss = F.cross_entropy(logits, which)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 from ...checkpoint import Checkpoint, restore_rng, restore_torch_rng, rng_state, torch_rng_state
 from ...data.protocols import SplitData
 from ...evaluation import COLLAPSE_RATIO, auroc, feature_variance, is_collapsed, relative_variance
+from ...execution import Execution
 from ...faults import crash_point
 from ...schema import build, config_node, positive
 from ..base import Detector, RunContext
@@ -96,15 +97,17 @@ class DeepSVDD(Detector):
         divergence_factor: float = 1e6, seed: int = 0,
         progress: bool = True, center_eps: float = 0.1, calibrate_bn: bool = False,
         lr_schedule: Callable[[torch.optim.Optimizer], object] | None = None,
-        pretrain: Callable[..., dict] | None = None,
+        pretrain: Callable[..., dict] | None = None, execution: Execution | None = None,
     ):
-        self.net = net.to(device)
+        # the device, precision, memory format and evaluation batch (dsvdd_repro/execution.py)
+        self.execution = execution or Execution(device, eval_batch_size=eval_batch_size)
+        self.net = self.execution.module(net)
         self.objective = objective
         self.regularizer = regularizer.to(device)
         self.weight = regularizer.weight
         self.device = device
         self.lr, self.backbone_lr_factor, self.weight_decay = lr, backbone_lr_factor, weight_decay
-        self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, eval_batch_size
+        self.epochs, self.batch_size, self.eval_batch_size = epochs, batch_size, self.execution.eval_batch_size
         self.collapse_ratio, self.seed, self.progress = collapse_ratio, seed, progress
         self.center_eps, self.calibrate_bn = center_eps, calibrate_bn
         self.lr_schedule, self.pretrain = lr_schedule, pretrain  # the schedule: stepped after every epoch
@@ -127,12 +130,12 @@ class DeepSVDD(Detector):
             net, build(cfg.objective), regularizer, context.device,
             lr=float(cfg.optim.lr), backbone_lr_factor=float(cfg.optim.backbone_lr_factor),
             weight_decay=float(cfg.optim.weight_decay), epochs=int(trainer.epochs), batch_size=int(trainer.batch_size),
-            eval_batch_size=int(trainer.eval_batch_size), collapse_ratio=float(trainer.collapse_ratio),
+            collapse_ratio=float(trainer.collapse_ratio),
             divergence_factor=float(trainer.divergence_factor),
             seed=context.seed, progress=context.progress, center_eps=center_eps,
             calibrate_bn=cfg.model.weights == "none" and pretrain is None if calibrate_bn is None else calibrate_bn,
             lr_schedule=None if schedule is None else partial(_schedule, schedule),
-            pretrain=pretrain,
+            pretrain=pretrain, execution=context.execution,
         )
         detector.checkpoint = Checkpoint(context.run_dir)
         return detector
@@ -146,7 +149,9 @@ class DeepSVDD(Detector):
         batches = split.iter_batches(self.eval_batch_size)
         total = -(-len(split) // self.eval_batch_size)
         for _, images in tqdm(batches, total=total, desc=desc, disable=not self.progress, leave=False):
-            chunks.append(self.net(images.to(self.device, non_blocking=True)))
+            with self.execution.autocast():
+                features = self.net(self.execution.inputs(images))
+            chunks.append(features.float())
         return torch.cat(chunks)
 
     @torch.no_grad()
@@ -163,7 +168,8 @@ class DeepSVDD(Detector):
         self.net.train()
         for rows, images in split.iter_batches(self.batch_size):
             if len(rows) > 1:
-                self.net(images.to(self.device, non_blocking=True))
+                with self.execution.autocast():
+                    self.net(self.execution.inputs(images))
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
         return len(layers)
@@ -226,7 +232,9 @@ class DeepSVDD(Detector):
                 tqdm(batches, total=total, desc=f"epoch {epoch}", disable=not self.progress, leave=False), start=1):
             if len(rows) < 2:  # batch norm and the minibatch variance need two samples
                 continue
-            features = self.net(images.to(self.device, non_blocking=True))
+            with self.execution.autocast():  # the network only: losses and diagnostics stay float32
+                features = self.net(self.execution.inputs(images))
+            features = features.float()
             dist = squared_distances(features, self.center)
             semi = torch.from_numpy(train.semi_targets[rows]).to(self.device) if has_labels else None
             loss_svdd = self.objective.loss(dist, self.radius, semi)

@@ -1,0 +1,90 @@
+"""How a run executes on its device: the GPU fast path, resolved once per run from the `trainer` node.
+
+Every key is an execution key (dsvdd_repro/config.py EXECUTION_KEYS): it changes speed, not what a
+run is, so a finished run is found again whatever the device; what a run really used is recorded in
+its metrics.json (`execution`). The defaults (null / auto) are right on a GPU and change nothing on a
+CPU, where every run keeps float32, the default memory format, host-resident data and batches of 500:
+
+- precision: bf16 autocast of the networks' forward passes (auto: on CUDA when the GPU supports
+  bf16). Features and logits are cast back to float32 before any loss, distance, score or collapse
+  diagnostic, so those stay float32; the weights and the optimiser stay float32 (autocast, not a
+  bf16 copy of the model).
+- channels_last: the networks and their input batches in NHWC (auto: on CUDA), what cuDNN's fast
+  convolution kernels want.
+- cudnn_benchmark: let cuDNN time its kernels for each new input shape (a run has two or three).
+- data_on_device: the run's splits (only the uint8 images they use) copied to the device once, and
+  every minibatch gathered there by index (auto: on CUDA). No augmentation exists to run on the host.
+- eval_batch_size: evaluation batches (null: 500 on a CPU, 1024 on a GPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+PRECISIONS = ("auto", "float32", "bf16")
+EVAL_BATCH = {"cpu": 500, "cuda": 1024}
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The resolved settings (see the module docstring); `Execution.resolve(trainer, device)`."""
+
+    device: torch.device
+    precision: str = "float32"
+    channels_last: bool = False
+    cudnn_benchmark: bool = False
+    data_on_device: bool = False
+    eval_batch_size: int = 500
+
+    @classmethod
+    def resolve(cls, trainer, device: torch.device) -> Execution:
+        """From a `trainer` node (DictConfig or TrainerConfig) on `device`."""
+        cuda = device.type == "cuda"
+        precision = getattr(trainer, "precision", "auto")
+        if precision == "auto":
+            precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "float32"
+
+        def choice(key: str, default: bool) -> bool:
+            value = getattr(trainer, key, None)
+            return default if value is None else bool(value)
+
+        eval_batch = getattr(trainer, "eval_batch_size", None)
+        return cls(
+            device=device,
+            precision=precision,
+            channels_last=choice("channels_last", cuda),
+            cudnn_benchmark=cuda and choice("cudnn_benchmark", True),
+            data_on_device=choice("data_on_device", cuda) and device.type != "cpu",
+            eval_batch_size=int(eval_batch) if eval_batch else EVAL_BATCH.get(device.type, EVAL_BATCH["cuda"]),
+        )
+
+    def apply(self) -> None:
+        """Process-wide settings (cuDNN's autotuner)."""
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward passes' precision: bf16 autocast, or nothing."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def module(self, net: nn.Module) -> nn.Module:
+        """`net` on the device, in the chosen memory format."""
+        net = net.to(self.device)
+        return net.to(memory_format=torch.channels_last) if self.channels_last else net
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch of images on the device, in the chosen memory format."""
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last and images.dim() == 4:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def describe(self) -> dict:
+        """For metrics.json: what the run really used."""
+        return {**asdict(self), "device": str(self.device)}
