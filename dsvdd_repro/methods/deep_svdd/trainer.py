@@ -29,6 +29,11 @@ Protocol, and the choices the paper leaves open:
   no per-step synchronisation) and non-finite validation scores at their epoch; training stops,
   the summary says `diverged_at` {epoch, step}, and the best model before it (if any epoch
   finished) is the one scored.
+- Execution (dsvdd_repro/execution.py, `trainer.precision` etc.): on a GPU the network's forward
+  passes run under bf16 autocast in channels-last, on splits copied to the device once; its
+  features are cast to float32 before the SVDD loss, the regularizer, c, R, the scores and the
+  collapse diagnostics. A CPU run is float32 throughout (the defaults). The autoencoder pretraining
+  of the original protocol stays float32 everywhere.
 """
 
 from __future__ import annotations
