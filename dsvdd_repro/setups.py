@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .data import protocols
-from .data.images import NaturalImages
+from .data.images import NaturalImages, PoolCounts
 from .schema import ConfigError, at_least, config_node, in_range, one_of
 
 ANOMALIES = ("block_perm", "strokes")
@@ -106,6 +106,14 @@ class OneVsAllSetup(SemiSupervised):
             raise ConfigError("labeled_anomaly_class", self.labeled_anomaly_class,
                               f"semi-supervised one_vs_all needs a class other than normal_class={self.normal_class}")
 
+    def planned_sizes(self, counts: PoolCounts, limits: dict) -> dict:
+        """`splits`' rows per split counted without images (the cost plan)."""
+        return protocols.one_vs_all_sizes(
+            counts, self.normal_class, self.train_fraction, limits,
+            labeled_anomaly_class=self.labeled_anomaly_class if self.semi_supervised else None,
+            labeled_anomaly_fraction=self.labeled_anomaly_fraction,
+        )
+
     def splits(self, images: NaturalImages, seed: int, limits: dict, anomaly: AnomalyConfig | None,
                progress: bool) -> protocols.ProtocolSplits:
         return protocols.one_vs_all(
@@ -133,6 +141,13 @@ class AlterationSetup(SemiSupervised):
         if self.semi_supervised:
             in_range("labeled_anomaly_fraction", self.labeled_anomaly_fraction, 0.0, 1.0, low_open=True,
                      high_open=True)
+
+    def planned_sizes(self, counts: PoolCounts, limits: dict) -> dict:
+        """`splits`' rows per split (and altered images generated) counted without images (the cost plan)."""
+        return protocols.alteration_sizes(
+            counts, self.val_fraction, limits,
+            labeled_anomaly_fraction=self.labeled_anomaly_fraction if self.semi_supervised else None,
+        )
 
     def splits(self, images: NaturalImages, seed: int, limits: dict, anomaly: AnomalyConfig | None,
                progress: bool) -> protocols.ProtocolSplits:

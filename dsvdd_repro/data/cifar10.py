@@ -25,6 +25,7 @@ import numpy as np
 
 from ..schema import config_node
 from .errors import root_error
+from .images import PoolCounts
 from .source import IMAGE_EXTENSIONS, FilesConfig, ImageSource, Pools, image_files, sub_folders
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,9 @@ class CIFAR10(ImageSource):
     can_download = True
     native_size = NATIVE_SIZE
     format_version = 2
+
+    def planned_counts(self) -> PoolCounts:
+        return PoolCounts((5000,) * 10, (1000,) * 10, self.val_from, self.default_val_fraction)
 
     def expected(self) -> str:
         return (

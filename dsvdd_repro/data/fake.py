@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..schema import at_least, config_node
-from .images import NaturalImages
+from .images import NaturalImages, PoolCounts
 
 
 @config_node("dataset", "fake")
@@ -117,3 +117,7 @@ class FakeImages:
 
     def load(self, progress: bool = True) -> NaturalImages:
         return make_fake(**self.kwargs)
+
+    def planned_counts(self) -> PoolCounts:
+        n_classes = self.kwargs["n_classes"]
+        return PoolCounts((self.kwargs["n_train_per_class"],) * n_classes, (self.kwargs["n_test_per_class"],) * n_classes)

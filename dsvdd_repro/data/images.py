@@ -57,3 +57,15 @@ class NaturalImages:
     @property
     def image_size(self) -> int:
         return int(self.train_images.shape[-1])
+
+
+@dataclass(frozen=True)
+class PoolCounts:
+    """How many images a dataset's given train and test pools hold per class, and its alteration
+    validation rule: what the cost plan (dsvdd_repro/plan.py) counts a protocol's splits from without
+    reading any image. Each source states its full dataset's (`ImageSource.paper_counts`)."""
+
+    train_per_class: tuple[int, ...]
+    test_per_class: tuple[int, ...]
+    val_from: str = "train"
+    default_val_fraction: float = 0.2

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from ..schema import ConfigError
 from .anomalies import AnomalyGenerator, make_generator
-from .images import NaturalImages
+from .images import NaturalImages, PoolCounts
 
 # Seed-stream tags, so the split permutation, subsampling and labeled-anomaly choice draw
 # independent random numbers.
@@ -197,6 +197,18 @@ def _paired_split(
     )
 
 
+def subsample_sizes(counts: list[int], limit: int | None, balanced: bool = False) -> list[int]:
+    """How many rows of each label (`counts`, in label order) `_subsample` keeps (see there)."""
+    if limit is None or sum(counts) <= limit:
+        return list(counts)
+    if balanced:
+        sizes = [min(n, limit // len(counts)) for n in counts]
+        for i, n in enumerate(counts):  # a short class leaves its share to the others
+            sizes[i] += min(n - sizes[i], limit - sum(sizes))
+        return sizes
+    return [min(n, max(1, round(limit * n / sum(counts)))) for n in counts]
+
+
 def _subsample(keys: np.ndarray, labels: np.ndarray, limit: int | None, rng: np.random.Generator,
                balanced: bool = False):
     """A seeded subsample of at most `limit` rows that keeps both classes.
@@ -210,12 +222,7 @@ def _subsample(keys: np.ndarray, labels: np.ndarray, limit: int | None, rng: np.
     if limit is None or len(keys) <= limit:
         return keys, labels
     classes = [np.flatnonzero(labels == label) for label in np.unique(labels)]
-    if balanced:
-        sizes = [min(len(members), limit // len(classes)) for members in classes]
-        for i, members in enumerate(classes):  # a short class leaves its share to the others
-            sizes[i] += min(len(members) - sizes[i], limit - sum(sizes))
-    else:
-        sizes = [min(len(members), max(1, round(limit * len(members) / len(labels)))) for members in classes]
+    sizes = subsample_sizes([len(members) for members in classes], limit, balanced)
     chosen = [
         rng.choice(members, size=size, replace=False) for members, size in zip(classes, sizes, strict=True)
     ]
@@ -355,3 +362,46 @@ def alteration(
         test=_paired_split("test", images.test_images, test_keys, anomaly_specs["test"], seed, progress,
                            images.mmap_dir),
     )
+
+
+# -- the same protocols counted without images (the cost plan: dsvdd_repro/plan.py) ------------------
+
+
+def one_vs_all_sizes(counts: PoolCounts, normal_class: int, train_fraction: float = 0.8, limits: dict | None = None,
+                     labeled_anomaly_class: int | None = None, labeled_anomaly_fraction: float = 0.1) -> dict:
+    """The rows of `one_vs_all`'s train / val / test splits for pools of `counts` (as it draws them)."""
+    limits = limits or {}
+    train_pc, test_pc = counts.train_per_class, counts.test_per_class
+    n_normal = train_pc[normal_class]
+    n_train = int(round(train_fraction * n_normal))
+    n_labeled = 0
+    if labeled_anomaly_class is not None:
+        n_labeled = max(1, int(round(labeled_anomaly_fraction * train_pc[labeled_anomaly_class])))
+    val = [n_normal - n_train, sum(train_pc) - n_normal - n_labeled]
+    test = [test_pc[normal_class], sum(test_pc) - test_pc[normal_class]]
+    train = subsample_sizes([n for n in (n_train, n_labeled) if n], limits.get("max_train"))
+    return {"train": sum(train), "labeled": train[1] if n_labeled else 0,
+            "val": sum(subsample_sizes([n for n in val if n], limits.get("max_val"), balanced=True)),
+            "test": sum(subsample_sizes([n for n in test if n], limits.get("max_test"), balanced=True)),
+            "altered": 0}
+
+
+def alteration_sizes(counts: PoolCounts, val_fraction: float | None = None, limits: dict | None = None,
+                     labeled_anomaly_fraction: float | None = None) -> dict:
+    """The rows of `alteration`'s splits for pools of `counts`, and how many altered images it generates."""
+    limits = limits or {}
+    fraction = counts.default_val_fraction if val_fraction is None else val_fraction
+    n_train_pool, n_test_pool = sum(counts.train_per_class), sum(counts.test_per_class)
+    n_pool = n_train_pool if counts.val_from == "train" else n_test_pool
+    n_val = int(round(fraction * n_pool))
+    if counts.val_from == "train":
+        n_train, n_test = n_train_pool - n_val, n_test_pool
+    else:
+        n_train, n_test = n_train_pool, n_test_pool - n_val
+    half = {key: None if value is None else max(1, value // 2) for key, value in limits.items()}
+    n_train = subsample_sizes([n_train], limits.get("max_train"))[0]
+    n_val = subsample_sizes([n_val], half.get("max_val"))[0]
+    n_test = subsample_sizes([n_test], half.get("max_test"))[0]
+    labeled = min(labeled_anomaly_count(n_train, labeled_anomaly_fraction), n_train) if labeled_anomaly_fraction else 0
+    return {"train": n_train + labeled, "labeled": labeled, "val": 2 * n_val, "test": 2 * n_test,
+            "altered": labeled + n_val + n_test}

@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..schema import positive
-from .images import NaturalImages
+from .images import NaturalImages, PoolCounts
 from .loader import load_images
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -119,6 +119,10 @@ class ImageSource(abc.ABC):
     def no_layout(self, root: pathlib.Path) -> str:
         """Why `root` (an existing folder) holds no dataset, for the error message."""
         return f"holds no {self.title} layout"
+
+    def planned_counts(self) -> PoolCounts | None:
+        """The full dataset's pool sizes, for the cost plan (None: unknown without reading the folder)."""
+        return None
 
     def fetch(self, root: pathlib.Path) -> None:
         """Download the dataset into `root` (only called when `can_download`)."""

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..schema import config_node
 from .errors import root_error
+from .images import PoolCounts
 from .source import FilesConfig, ImageSource, Pools, sub_folders
 
 YEAR = "2012"
@@ -87,6 +88,10 @@ class VOC2012(ImageSource):
     val_from = "test"
     default_val_fraction = VAL_FRACTION
     format_version = 2
+
+    def planned_counts(self) -> PoolCounts:
+        # train.txt 5,717 images, val.txt 5,823 (the paper's 4,658 validation and 6,988 test rows)
+        return PoolCounts((5717,), (5823,), self.val_from, self.default_val_fraction)
 
     def expected(self) -> str:
         return (
