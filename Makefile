@@ -34,7 +34,7 @@ DATA_ENV = DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(abspath $(CIFAR10_ROOT))}
 TEST_ENV = DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(OFFLINE_CIFAR10)} \
 	DSVDD_WIKIART_ROOT=$${DSVDD_WIKIART_ROOT:-$(OFFLINE_WIKIART)}
 
-.PHONY: help install data demo test test-fast lint clean reproduce-tables report
+.PHONY: help install data demo test test-fast lint clean reproduce-tables report plan
 
 ## Show the targets and what they do.
 help:
@@ -75,6 +75,11 @@ demo: install data
 ## be had, else random initialisation; none for smoke). VOC2012: set DSVDD_VOC2012_ROOT.
 reproduce-tables: install data
 	$(DATA_ENV) $(PY) -m dsvdd_repro.reproduce --profile $(PROFILE) --launcher $(LAUNCHER) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+## The cost plan of PROFILE with LAUNCHER: distinct runs, their work and the estimated hours on this
+## device (measured once, cached); runs nothing. Runs already done in runs/$(PROFILE)/ are not counted.
+plan: install
+	$(DATA_ENV) $(PY) -m dsvdd_repro.reproduce --profile $(PROFILE) --launcher $(LAUNCHER) --plan $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 ## Only the report of PROFILE, from the runs already in runs/$(PROFILE)/.
 report: install

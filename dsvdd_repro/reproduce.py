@@ -80,6 +80,23 @@ def produced_by(args: argparse.Namespace, weights: str, seconds: float) -> str:
             f"{platform.machine()} with {os.cpu_count()} CPU cores, {device}")
 
 
+def print_plan(args: argparse.Namespace, chosen: list[str], weights: str) -> int:
+    """`--plan`: the cost plan of the profile (dsvdd_repro/plan.py); weights=auto as the runs would
+    resolve it, without downloading anything."""
+    from .data.cache import default_cache_root
+    from .models.weights import resolve_weights as resolve_cheaply
+    from .plan import make_plan, render
+
+    start = time.perf_counter()
+    weights = resolve_cheaply(weights)
+    runs_dir = (args.runs_dir or Path("runs") / args.profile).resolve()
+    plans, info = make_plan(args.profile, chosen, args.launcher, weights, runs_dir, default_cache_root(),
+                            args.recalibrate)
+    print(render(plans, info, args.profile, args.launcher, weights))
+    print(f"(plan made in {time.perf_counter() - start:.1f} s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the paper's experiments for a profile, then the report.")
     parser.add_argument("--profile", choices=PROFILES, default="quick")
@@ -90,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="skip the runs, only write the report")
     parser.add_argument("--runs-dir", type=Path, help="where the run folders go (default: runs/<profile>)")
     parser.add_argument("--results-dir", type=Path, help="where the report goes (default: results/<profile>)")
+    parser.add_argument("--plan", action="store_true", help="print the cost plan (runs, work, estimated hours on "
+                        "this device) and run nothing")
+    parser.add_argument("--recalibrate", action="store_true", help="with --plan: measure this device's rates again")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.experiments.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(EXPERIMENTS))
@@ -97,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown experiments {unknown}; allowed: {', '.join(EXPERIMENTS)}", file=sys.stderr)
         return 2
     weights = args.weights or profile_weights(args.profile)
+    if args.plan:
+        return print_plan(args, chosen, weights)
     if not args.report_only:
         weights = resolve_weights(weights)
     # as given (relative to the working folder): the report names it, and committed reports must not

@@ -1,0 +1,247 @@
+"""The cost plan of a profile: `python -m dsvdd_repro.reproduce --profile P --plan` (`make plan PROFILE=P`).
+
+Per experiment and in total: the distinct runs (each experiment's sweep expanded and deduplicated
+exactly as `reproduce` launches it, without composing a config per job; runs an earlier experiment
+already has, and runs already done in the runs folder, are not counted again), the work they imply
+(dsvdd_repro/cost.py: training and evaluation image-passes, GEO's transformed passes, shallow fits)
+and its price on this device (dsvdd_repro/calibration.py: measured once per device, then cached):
+run-hours (the runs' time one after another) and the wall time with the launcher's parallelism
+(its jobs scheduled in order onto its workers), plus each sweep's start (the process and the
+expansion, both measured).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from hydra import initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import HydraContext, RunMode
+from omegaconf import OmegaConf
+
+from .calibration import FIT_ROWS, Calibration, device_label
+from .config import register_configs
+from .cost import RunWork, run_work
+from .execution import Execution
+from .sweep_filter import classify
+
+
+@dataclass
+class ExperimentPlan:
+    name: str
+    runs: list[tuple[RunWork, float]] = field(default_factory=list)  # (work, estimated seconds) per run to do
+    done: int = 0
+    shared: int = 0  # runs another experiment of the plan already has
+    invalid: int = 0
+    expand_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def total(self, attribute: str) -> int:
+        return sum(getattr(work, attribute) for work, _ in self.runs)
+
+    @property
+    def run_seconds(self) -> float:
+        return sum(seconds for _, seconds in self.runs)
+
+
+def sweep_containers(name: str, profile: str, launcher: str, weights: str, runs_dir: Path):
+    """(master config, [(status, run folder, resolved config as plain dicts)] of the experiment's
+    distinct jobs): the grid sweeper's own expansion and job filter, as `reproduce` runs them."""
+    from hydra_plugins.dsvdd_repro_sweeper.grid_sweeper import GridSweeper
+
+    arguments = [f"experiment={name}", f"profile={profile}", f"launcher={launcher}", f"profile.weights={weights}",
+                 f"hydra.sweep.dir={runs_dir}"]
+    loader = GlobalHydra.instance().config_loader()
+    master = loader.load_configuration("config", arguments, run_mode=RunMode.MULTIRUN)
+    node = OmegaConf.to_container(master.hydra.sweeper, resolve=False)
+    sweeper = GridSweeper(params=node.get("params"), restrict=node.get("restrict"), exclude=node.get("exclude"))
+    sweeper.hydra_context = HydraContext(config_loader=loader, callbacks=None)
+    sweeper.config = master
+    _, jobs = sweeper.prepare(arguments)
+    out = []
+    for job in jobs:
+        if job.error is not None:
+            out.append(("invalid", None, None))
+            continue
+        status, folder = classify(job)
+        out.append((status, folder, job.container() if status != "invalid" else None))
+    return master, out
+
+
+class Pricer:
+    """Estimated seconds of a run's work from the calibration's measured rates: `tasks` names the
+    measurements a run needs, `seconds` prices it once they are measured."""
+
+    def __init__(self, calibration: Calibration, device: torch.device):
+        self.calibration, self.device = calibration, device
+        self.features_seen: set[str] = set()
+
+    def _network(self, c: dict, work: RunWork, kind: str = "network") -> dict:
+        execution = Execution.resolve(SimpleNamespace(**c["trainer"]), self.device)
+        # the model option's default network, random initialisation: its keys (bias, pooling) change
+        # its cost by a few percent at most
+        return {"kind": kind, "model": {"_target_": c["model"]["_target_"], "weights": "none"},
+                "image_size": work.network[1], "batch": int(c["trainer"]["batch_size"]),
+                "eval_batch": execution.eval_batch_size, "precision": execution.precision,
+                "channels_last": execution.channels_last}
+
+    def _generator(self, c: dict) -> dict:
+        anomaly = c["anomaly"]
+        params = {"n": anomaly["n"]} if anomaly["name"] == "block_perm" else {"thickness": anomaly["thickness"]}
+        return {"kind": "generator", "name": anomaly["name"], "params": params,
+                "image_size": int(c["dataset"]["image_size"])}
+
+    def tasks(self, c: dict, work: RunWork) -> list[dict]:
+        tasks = []
+        if work.network is not None:
+            tasks.append(self._network(c, work))
+            if work.pretrain:
+                tasks.append(self._network(c, work, "autoencoder"))
+        if work.altered:
+            tasks.append(self._generator(c))
+        if work.fits:
+            tasks.append({"kind": "fit", "name": work.shallow})
+        return tasks
+
+    def seconds(self, c: dict, work: RunWork) -> float:
+        get = self.calibration.get
+        total = 0.0
+        if work.network is not None:
+            rates = get(self._network(c, work))
+            total += work.train / rates["train"] + work.eval / rates["eval"]
+            total += work.checkpoints * rates["checkpoint_seconds"]
+            if work.pretrain:
+                total += work.pretrain / get(self._network(c, work, "autoencoder"))["pretrain"]
+            if work.features_key is not None and work.features_key not in self.features_seen:
+                self.features_seen.add(work.features_key)  # the feature cache computes them once
+                total += work.feature_eval / rates["eval"]
+        if work.altered:
+            total += work.altered / get(self._generator(c))["altered"]
+        if work.fits:
+            fit = get({"kind": "fit", "name": work.shallow})["fit_seconds"]
+            total += work.fits * fit * (work.fit_rows / FIT_ROWS) ** (2 if work.shallow == "ocsvm" else 1)
+        return total
+
+
+def launcher_workers(master) -> tuple[int, int | None]:
+    """(jobs at once, torch threads per job) of the master config's launcher."""
+    target = str(master.hydra.launcher.get("_target_", ""))
+    threads = master.trainer.get("num_threads")
+    if "joblib" in target:
+        workers = int(master.hydra.launcher.n_jobs)
+    elif "submitit" in target.lower():
+        workers = int(master.hydra.launcher.get("array_parallelism") or 1)
+    else:
+        workers = 1
+    return workers, threads
+
+
+def schedule(seconds: list[float], workers: int) -> float:
+    """Wall time of jobs started in order, each on the first free worker."""
+    if workers <= 1:
+        return sum(seconds)
+    free = [0.0] * workers
+    for duration in seconds:
+        heapq.heappush(free, heapq.heappop(free) + duration)
+    return max(free)
+
+
+def make_plan(profile: str, experiments: list[str], launcher: str, weights: str, runs_dir: Path, cache_root: Path,
+              recalibrate: bool = False) -> tuple[list[ExperimentPlan], dict]:
+    register_configs()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    plans, seen, pending, master = [], set(), [], None
+    with initialize_config_module(config_module="dsvdd_repro.conf", version_base="1.3"):
+        for name in experiments:
+            tic = time.perf_counter()
+            master, jobs = sweep_containers(name, profile, launcher, weights, runs_dir)
+            plan = ExperimentPlan(name)
+            for status, folder, container in jobs:
+                if status == "invalid":
+                    plan.invalid += 1
+                elif folder in seen:
+                    plan.shared += 1
+                elif status == "done":
+                    plan.done += 1
+                    seen.add(folder)
+                else:
+                    seen.add(folder)
+                    pending.append((plan, container, run_work(container)))
+            plan.expand_seconds = time.perf_counter() - tic
+            plans.append(plan)
+    workers, threads = launcher_workers(master)
+    if device.type == "cpu":  # jobs at once on this machine: at most one per core
+        workers = min(workers, os.cpu_count() or 1)
+    calibration = Calibration(cache_root, str(device), threads, workers, recalibrate)
+    pricer = Pricer(calibration, device)
+    calibration.measure([{"kind": "startup"}] + [task for _, c, work in pending for task in pricer.tasks(c, work)])
+    for plan, container, work in pending:
+        plan.runs.append((work, pricer.seconds(container, work)))
+    for plan in plans:
+        plan.wall_seconds = schedule([seconds for _, seconds in plan.runs], workers)
+    info = {"workers": workers, "threads": threads or torch.get_num_threads(), "device": device_label(str(device)),
+            "calibration": calibration, "startup": calibration.get({"kind": "startup"})["startup"]}
+    return plans, info
+
+
+def _count(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def render(plans: list[ExperimentPlan], info: dict, profile: str, launcher: str, weights: str) -> str:
+    """The plan as a Markdown table with a header naming the device and the calibration."""
+    lines = [
+        f"Cost plan: profile {profile}, launcher {launcher} ({info['workers']} job(s) at once, {info['threads']} torch "
+        f"thread(s) each), weights {weights}, on {info['device']}",
+        "",
+        "| experiment | runs to do | done | shared | invalid | train img-passes | eval img-passes | GEO transformed "
+        "| shallow fits | run-hours | wall hours |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    total_wall = 0.0
+    for plan in plans:
+        wall = plan.wall_seconds + info["startup"] + plan.expand_seconds
+        total_wall += wall
+        lines.append(
+            f"| {plan.name} | {len(plan.runs)} | {plan.done} | {plan.shared} | {plan.invalid} | "
+            f"{_count(plan.total('train') + plan.total('pretrain'))} | "
+            f"{_count(plan.total('eval') + sum(w.feature_eval for w, _ in plan.runs))} | {_count(plan.total('geo'))} | "
+            f"{plan.total('fits')} | {plan.run_seconds / 3600:.2f} | {wall / 3600:.2f} |"
+        )
+    run_hours = sum(plan.run_seconds for plan in plans) / 3600
+    lines.append(
+        f"| **total** | {sum(len(p.runs) for p in plans)} | {sum(p.done for p in plans)} | "
+        f"{sum(p.shared for p in plans)} | {sum(p.invalid for p in plans)} | "
+        f"{_count(sum(p.total('train') + p.total('pretrain') for p in plans))} | "
+        f"{_count(sum(p.total('eval') + sum(w.feature_eval for w, _ in p.runs) for p in plans))} | "
+        f"{_count(sum(p.total('geo') for p in plans))} | {sum(p.total('fits') for p in plans)} | "
+        f"{run_hours:.2f} | {total_wall / 3600:.2f} |"
+    )
+    calibration = info["calibration"]
+    lines += ["", f"Estimate: {total_wall / 60:.0f} min wall ({run_hours:.2f} run-hours on this device; each sweep's "
+              f"start {info['startup']:.1f} s + its expansion).",
+              f"Calibration: {calibration.path} ({'measured now: ' + ', '.join(sorted(set(calibration.measured))) if calibration.measured else 'cached'}); "
+              f"rates per network: " + "; ".join(_rates(calibration))]
+    return "\n".join(lines)
+
+
+def _rates(calibration: Calibration) -> list[str]:
+    out = []
+    for key, entry in calibration.entries.items():
+        if not key.startswith(calibration.prefix) or "train" not in entry:
+            continue
+        task = json.loads(key[len(calibration.prefix) + 3:])
+        model = task["model"]["_target_"].rsplit(".", 1)[-1]
+        out.append(f"{model} {task['image_size']} px batch {task['batch']}: train {entry['train']:.0f} img/s, "
+                   f"eval {entry['eval']:.0f} img/s")
+    return out
