@@ -103,12 +103,15 @@ def test_a_failing_final_write_logs_the_test_auc_first_and_names_the_path(tmp_pa
 
 
 def test_the_slurm_path_rehearsed_on_one_machine(tmp_path):
+    # launcher=slurm_local packs two runs per job (hydra.launcher.runs_per_job=2), as launcher=slurm packs 4
     sweep = tmp_path / "sweep"
-    result = train("-m", *TINY, "launcher=slurm_local", "seed=0,1", f"hydra.sweep.dir={sweep}",
+    result = train("-m", *TINY, "launcher=slurm_local", "seed=0,1,2", f"hydra.sweep.dir={sweep}",
                    env={"DSVDD_CACHE_DIR": str(tmp_path / "cache")})
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     done = [json.loads(p.read_text())["status"] for p in sweep.rglob("metrics.json")]
-    assert done == ["done", "done"]
+    assert done == ["done", "done", "done"]
+    assert "3 runs in 2 jobs of up to 2 runs each" in result.stdout + result.stderr
+    assert len(list((sweep / ".submitit").rglob("*_result.pkl"))) == 2  # two jobs: runs 0 and 1 shared one
     logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*.out"))
     assert "test AUC" in logs and "it/s" not in logs  # plain log lines, no progress bars, in job logs
 

@@ -1,0 +1,130 @@
+"""Several runs sharing one GPU: hydra-submitit-launcher's SLURM (and local) launcher with
+`runs_per_job`, the number of a sweep's runs packed into one job of the array.
+
+A 32 px ResNet-18 run at batch 50 leaves most of a modern GPU idle; packing N runs per job runs them
+at once, each in its own process (its own CUDA context, torch threads from `trainer.num_threads`),
+on the job's one GPU. runs_per_job=1 is the stock launcher. A run's own failure is its status (as
+with one run per job); a run whose process dies (killed, out of memory) is reported failed without
+taking the other runs of its job with it. A job that SLURM interrupts (time limit, preemption) is
+requeued by submitit with all its runs, and each resumes from its run's checkpoint.pt; the runs that
+had finished are skipped (their folders hold their finished runs).
+"""
+
+# No `from __future__ import annotations`: OmegaConf reads the structured config's annotations.
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Sequence  # noqa: UP035 (OmegaConf's structured configs)
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+try:  # the `slurm` extra; without it this plugin registers nothing
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQueueConf, SlurmQueueConf
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
+except ImportError:  # pragma: no cover
+    SlurmLauncher = None
+
+
+def _run_one(payload: bytes) -> bytes:
+    """One run of a pack, in its own process: (launcher, submitit job parameters) in, its JobReturn
+    out, both cloudpickled (the JobReturn's config holds this plugin's structured config classes,
+    which Hydra imports outside sys.modules: plain pickle cannot name them)."""
+    import cloudpickle
+
+    launcher, params = cloudpickle.loads(payload)
+    return cloudpickle.dumps(launcher(*params))
+
+
+class Pack:
+    """The callable of one job: its runs at once, one process each; submitit's checkpoint() requeues it."""
+
+    def __init__(self, launcher: Any) -> None:
+        self.launcher = launcher
+
+    def __call__(self, pack: list[tuple]) -> list[JobReturn]:
+        import cloudpickle
+
+        context = multiprocessing.get_context("spawn")  # a fresh process per run (CUDA cannot fork)
+        with ProcessPoolExecutor(len(pack), mp_context=context) as pool:
+            futures = [pool.submit(_run_one, cloudpickle.dumps((self.launcher, params))) for params in pack]
+            results = []
+            for params, future in zip(pack, futures, strict=True):
+                try:
+                    results.append(cloudpickle.loads(future.result()))
+                except Exception as error:  # the run's process died: this run failed, not its pack
+                    log.error("run %s: its process died: %s", " ".join(params[0]), error)
+                    results.append(JobReturn(overrides=list(params[0]), status=JobStatus.FAILED, _return_value=error))
+        return results
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+class PackedMixin:
+    """`launch` packing `runs_per_job` runs into each job of the array (1: the stock launcher)."""
+
+    def __init__(self, runs_per_job: int = 1, **params: Any) -> None:
+        super().__init__(**params)
+        if runs_per_job < 1:
+            raise ValueError(f"hydra.launcher.runs_per_job={runs_per_job!r} (must be >= 1)")
+        self.runs_per_job = runs_per_job
+
+    def executor(self) -> Any:
+        """The submitit executor with the launcher's parameters (as the stock launcher sets them)."""
+        import submitit
+
+        init_keys = {"submitit_folder", "max_num_timeout"}
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, folder=self.params["submitit_folder"],
+                                         **{f"{self._EXECUTOR}_max_num_timeout": self.params["max_num_timeout"]}
+                                         if "max_num_timeout" in self.params else {})
+        shared = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(**{key if key in shared else f"{self._EXECUTOR}_{key}": value
+                                      for key, value in self.params.items() if key not in init_keys})
+        return executor
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        if self.runs_per_job == 1:
+            return super().launch(job_overrides, initial_job_idx)
+        state = Singleton.get_state()
+        params = []
+        for index, overrides in enumerate(job_overrides, start=initial_job_idx):
+            log.info("\t#%d : %s", index, " ".join(filter_overrides(overrides)))
+            params.append((list(overrides), "hydra.sweep.dir", index, f"job_id_for_{index}", state))
+        packs = [params[i : i + self.runs_per_job] for i in range(0, len(params), self.runs_per_job)]
+        log.info("submitit '%s': %d runs in %d jobs of up to %d runs each", self._EXECUTOR, len(params), len(packs),
+                 self.runs_per_job)
+        jobs = self.executor().map_array(Pack(self), packs)
+        return [result for job in jobs for result in job.results()[0]]
+
+
+if SlurmLauncher is not None:
+
+    class PackedSlurmLauncher(PackedMixin, SlurmLauncher):
+        pass
+
+    class PackedLocalLauncher(PackedMixin, LocalLauncher):
+        pass
+
+    @dataclass
+    class PackedSlurmConf(SlurmQueueConf):
+        _target_: str = "hydra_plugins.dsvdd_repro_launcher.packed_launcher.PackedSlurmLauncher"
+        # runs of the sweep per job (per GPU), at once: 1 = one run per job
+        runs_per_job: int = 1
+
+    @dataclass
+    class PackedLocalConf(LocalQueueConf):
+        _target_: str = "hydra_plugins.dsvdd_repro_launcher.packed_launcher.PackedLocalLauncher"
+        runs_per_job: int = 1
+
+    ConfigStore.instance().store(group="hydra/launcher", name="packed_slurm", node=PackedSlurmConf,
+                                 provider="dsvdd_repro")
+    ConfigStore.instance().store(group="hydra/launcher", name="packed_local", node=PackedLocalConf,
+                                 provider="dsvdd_repro")
