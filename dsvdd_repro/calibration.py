@@ -170,6 +170,7 @@ class Calibration:
                        f"at once | torch {torch.__version__}")
         self.entries = {} if recalibrate or not self.path.is_file() else json.loads(self.path.read_text())
         self.measured: list[str] = []
+        self.used: set[str] = set()  # the entries a plan priced with
 
     def key(self, task: dict) -> str:
         return f"{self.prefix} | {json.dumps({**task, 'device': self.device, 'threads': self.threads}, sort_keys=True)}"
@@ -195,6 +196,7 @@ class Calibration:
         self._save()
 
     def get(self, task: dict) -> dict:
+        self.used.add(self.key(task))
         return self.entries[self.key(task)]
 
     def _save(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
@@ -75,6 +76,13 @@ def _sizes(setup: str, dataset: str, profile: str) -> dict | None:
     return setup_object.planned_sizes(counts, limits)
 
 
+def data_here(c: dict) -> bool:
+    """Whether the run's dataset is on this machine (its `root` an existing folder; a generated
+    dataset always is): runs without it fail fast, as missing cells, and cost nothing."""
+    root = c["dataset"].get("root", "generated")
+    return bool(root) and Path(str(root)).expanduser().is_dir() if root != "generated" else True
+
+
 def run_work(c: dict) -> RunWork:
     """The work of the run whose resolved config (plain dicts, as the sweeper's `job.container()`) is `c`."""
     method = c["method"]["name"]
@@ -92,8 +100,9 @@ def run_work(c: dict) -> RunWork:
         calibrate_bn = c["method"].get("calibrate_bn")
         if calibrate_bn is None:
             calibrate_bn = model.get("weights") == "none" and c.get("pretrain") is None
+        validated = sizes["val_labels"] == 2  # else no model selection: no validation pass (trainer.py)
         work.train = epochs * n_train
-        work.eval = (n_train if calibrate_bn else 0) + n_train + epochs * n_val + n_test
+        work.eval = (n_train if calibrate_bn else 0) + n_train + (epochs * n_val if validated else 0) + n_test
         work.checkpoints = epochs + 1
         if c.get("pretrain"):
             work.pretrain = int(c["pretrain"]["epochs"]) * n_train

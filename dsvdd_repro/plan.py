@@ -12,9 +12,11 @@ expansion, both measured).
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +28,13 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.types import HydraContext, RunMode
 from omegaconf import OmegaConf
 
+from .atomic import atomic_write_bytes
 from .calibration import FIT_ROWS, Calibration, device_label
 from .config import register_configs
-from .cost import RunWork, run_work
+from .cost import RunWork, data_here, run_work
 from .execution import Execution
-from .sweep_filter import classify
+from .runs import RunDirError, finished_run, identity_of, run_folder_of
+from .sweep_filter import validation_error
 
 
 @dataclass
@@ -40,6 +44,8 @@ class ExperimentPlan:
     done: int = 0
     shared: int = 0  # runs another experiment of the plan already has
     invalid: int = 0
+    # runs whose dataset is not on this machine: they fail fast, as missing cells; priced apart
+    no_data: list[tuple[RunWork, float]] = field(default_factory=list)
     expand_seconds: float = 0.0
     wall_seconds: float = 0.0
 
@@ -51,28 +57,72 @@ class ExperimentPlan:
         return sum(seconds for _, seconds in self.runs)
 
 
-def sweep_containers(name: str, profile: str, launcher: str, weights: str, runs_dir: Path):
-    """(master config, [(status, run folder, resolved config as plain dicts)] of the experiment's
-    distinct jobs): the grid sweeper's own expansion and job filter, as `reproduce` runs them."""
-    from hydra_plugins.dsvdd_repro_sweeper.grid_sweeper import GridSweeper
-
-    arguments = [f"experiment={name}", f"profile={profile}", f"launcher={launcher}", f"profile.weights={weights}",
-                 f"hydra.sweep.dir={runs_dir}"]
-    loader = GlobalHydra.instance().config_loader()
-    master = loader.load_configuration("config", arguments, run_mode=RunMode.MULTIRUN)
-    node = OmegaConf.to_container(master.hydra.sweeper, resolve=False)
-    sweeper = GridSweeper(params=node.get("params"), restrict=node.get("restrict"), exclude=node.get("exclude"))
-    sweeper.hydra_context = HydraContext(config_loader=loader, callbacks=None)
-    sweeper.config = master
-    _, jobs = sweeper.prepare(arguments)
-    out = []
-    for job in jobs:
-        if job.error is not None:
-            out.append(("invalid", None, None))
+def sweep_containers(name: str, profile: str, launcher: str, weights: str, runs_dir: Path, cache_root: Path):
+    """((jobs at once, torch threads) of the launcher, [(status, run folder, resolved config as plain
+    dicts)] of the experiment's distinct jobs): the grid sweeper's own expansion and validation, as
+    `reproduce` runs them, kept in <cache root>/plan/sweeps/ under a hash of the package's code and
+    config tree and the arguments (an expansion composes once per group combination, ~0.1 s each);
+    whether a run is done is read from the runs folder every time."""
+    arguments = [f"experiment={name}", f"profile={profile}", f"launcher={launcher}", f"profile.weights={weights}"]
+    path = Path(cache_root) / "plan" / "sweeps" / f"{_sweep_key(arguments)}.pkl"
+    try:
+        launcher_info, expanded, seconds = pickle.loads(path.read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+        tic = time.perf_counter()
+        launcher_info, expanded = _expand(arguments, runs_dir)
+        seconds = time.perf_counter() - tic  # what the sweep itself will spend expanding
+        atomic_write_bytes(path, pickle.dumps((launcher_info, expanded, seconds), protocol=pickle.HIGHEST_PROTOCOL),
+                           durable=False)
+    jobs = []
+    for error, container in expanded:
+        if error is not None:
+            jobs.append(("invalid", None, None))
             continue
-        status, folder = classify(job)
-        out.append((status, folder, job.container() if status != "invalid" else None))
-    return master, out
+        run_identity = identity_of(container)
+        folder = str(Path(runs_dir) / run_folder_of(container, run_identity))
+        try:
+            status = "done" if finished_run(Path(folder), run_identity) else "run"
+        except RunDirError:  # the folder holds another configuration's finished run
+            status = "invalid"
+        jobs.append((status, folder, container))
+    return launcher_info, jobs, seconds
+
+
+def _sweep_key(arguments: list[str]) -> str:
+    """The package's code and config tree, the hydra plugins, the dataset roots the configs read, the arguments."""
+    digest = hashlib.sha256(json.dumps(arguments).encode())
+    for package in (Path(__file__).parent, Path(grid_sweeper_module().__file__).parent):
+        for file in sorted(package.rglob("*")):
+            if file.suffix in (".py", ".yaml"):
+                digest.update(str(file.relative_to(package)).encode() + file.read_bytes())
+    for variable in sorted(k for k in os.environ if k.startswith("DSVDD_") and k.endswith("_ROOT")):
+        digest.update(f"{variable}={os.environ[variable]}".encode())
+    return digest.hexdigest()[:24]
+
+
+def grid_sweeper_module():
+    from hydra_plugins.dsvdd_repro_sweeper import grid_sweeper
+
+    return grid_sweeper
+
+
+def _expand(arguments: list[str], runs_dir: Path) -> tuple[tuple[int, int | None], list]:
+    """The sweeper's distinct jobs as (validation error or None, resolved config or None)."""
+    with initialize_config_module(config_module="dsvdd_repro.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        arguments = [*arguments, f"hydra.sweep.dir={runs_dir}"]
+        master = loader.load_configuration("config", arguments, run_mode=RunMode.MULTIRUN)
+        node = OmegaConf.to_container(master.hydra.sweeper, resolve=False)
+        sweeper = grid_sweeper_module().GridSweeper(params=node.get("params"), restrict=node.get("restrict"),
+                                                    exclude=node.get("exclude"))
+        sweeper.hydra_context = HydraContext(config_loader=loader, callbacks=None)
+        sweeper.config = master
+        _, jobs = sweeper.prepare(arguments)
+        expanded = []
+        for job in jobs:
+            error = job.error or validation_error(job)
+            expanded.append((error, None if error else job.container()))
+        return launcher_workers(master), expanded
 
 
 class Pricer:
@@ -119,8 +169,10 @@ class Pricer:
             total += work.checkpoints * rates["checkpoint_seconds"]
             if work.pretrain:
                 total += work.pretrain / get(self._network(c, work, "autoencoder"))["pretrain"]
-            if work.features_key is not None and work.features_key not in self.features_seen:
-                self.features_seen.add(work.features_key)  # the feature cache computes them once
+            if work.features_key in self.features_seen:
+                work.feature_eval = 0  # the feature cache computed them for an earlier run
+            elif work.features_key is not None:
+                self.features_seen.add(work.features_key)
                 total += work.feature_eval / rates["eval"]
         if work.altered:
             total += work.altered / get(self._generator(c))["altered"]
@@ -157,33 +209,30 @@ def make_plan(profile: str, experiments: list[str], launcher: str, weights: str,
               recalibrate: bool = False) -> tuple[list[ExperimentPlan], dict]:
     register_configs()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    plans, seen, pending, master = [], set(), [], None
-    with initialize_config_module(config_module="dsvdd_repro.conf", version_base="1.3"):
-        for name in experiments:
-            tic = time.perf_counter()
-            master, jobs = sweep_containers(name, profile, launcher, weights, runs_dir)
-            plan = ExperimentPlan(name)
-            for status, folder, container in jobs:
-                if status == "invalid":
-                    plan.invalid += 1
-                elif folder in seen:
-                    plan.shared += 1
-                elif status == "done":
-                    plan.done += 1
-                    seen.add(folder)
-                else:
-                    seen.add(folder)
-                    pending.append((plan, container, run_work(container)))
-            plan.expand_seconds = time.perf_counter() - tic
-            plans.append(plan)
-    workers, threads = launcher_workers(master)
+    plans, seen, pending, launcher_info = [], set(), [], (1, None)
+    for name in experiments:
+        launcher_info, jobs, expand_seconds = sweep_containers(name, profile, launcher, weights, runs_dir, cache_root)
+        plan = ExperimentPlan(name, expand_seconds=expand_seconds)
+        for status, folder, container in jobs:
+            if status == "invalid":
+                plan.invalid += 1
+            elif folder in seen:
+                plan.shared += 1
+            elif status == "done":
+                plan.done += 1
+                seen.add(folder)
+            else:
+                seen.add(folder)
+                pending.append((plan, container, run_work(container), data_here(container)))
+        plans.append(plan)
+    workers, threads = launcher_info
     if device.type == "cpu":  # jobs at once on this machine: at most one per core
         workers = min(workers, os.cpu_count() or 1)
     calibration = Calibration(cache_root, str(device), threads, workers, recalibrate)
     pricer = Pricer(calibration, device)
-    calibration.measure([{"kind": "startup"}] + [task for _, c, work in pending for task in pricer.tasks(c, work)])
-    for plan, container, work in pending:
-        plan.runs.append((work, pricer.seconds(container, work)))
+    calibration.measure([{"kind": "startup"}] + [task for _, c, work, _ in pending for task in pricer.tasks(c, work)])
+    for plan, container, work, here in pending:
+        (plan.runs if here else plan.no_data).append((work, pricer.seconds(container, work)))
     for plan in plans:
         plan.wall_seconds = schedule([seconds for _, seconds in plan.runs], workers)
     info = {"workers": workers, "threads": threads or torch.get_num_threads(), "device": device_label(str(device)),
@@ -204,16 +253,16 @@ def render(plans: list[ExperimentPlan], info: dict, profile: str, launcher: str,
         f"Cost plan: profile {profile}, launcher {launcher} ({info['workers']} job(s) at once, {info['threads']} torch "
         f"thread(s) each), weights {weights}, on {info['device']}",
         "",
-        "| experiment | runs to do | done | shared | invalid | train img-passes | eval img-passes | GEO transformed "
-        "| shallow fits | run-hours | wall hours |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| experiment | runs to do | done | shared | invalid | no data here | train img-passes | eval img-passes "
+        "| GEO transformed | shallow fits | run-hours | wall hours |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     total_wall = 0.0
     for plan in plans:
         wall = plan.wall_seconds + info["startup"] + plan.expand_seconds
         total_wall += wall
         lines.append(
-            f"| {plan.name} | {len(plan.runs)} | {plan.done} | {plan.shared} | {plan.invalid} | "
+            f"| {plan.name} | {len(plan.runs)} | {plan.done} | {plan.shared} | {plan.invalid} | {len(plan.no_data)} | "
             f"{_count(plan.total('train') + plan.total('pretrain'))} | "
             f"{_count(plan.total('eval') + sum(w.feature_eval for w, _ in plan.runs))} | {_count(plan.total('geo'))} | "
             f"{plan.total('fits')} | {plan.run_seconds / 3600:.2f} | {wall / 3600:.2f} |"
@@ -221,15 +270,21 @@ def render(plans: list[ExperimentPlan], info: dict, profile: str, launcher: str,
     run_hours = sum(plan.run_seconds for plan in plans) / 3600
     lines.append(
         f"| **total** | {sum(len(p.runs) for p in plans)} | {sum(p.done for p in plans)} | "
-        f"{sum(p.shared for p in plans)} | {sum(p.invalid for p in plans)} | "
+        f"{sum(p.shared for p in plans)} | {sum(p.invalid for p in plans)} | {sum(len(p.no_data) for p in plans)} | "
         f"{_count(sum(p.total('train') + p.total('pretrain') for p in plans))} | "
         f"{_count(sum(p.total('eval') + sum(w.feature_eval for w, _ in p.runs) for p in plans))} | "
         f"{_count(sum(p.total('geo') for p in plans))} | {sum(p.total('fits') for p in plans)} | "
         f"{run_hours:.2f} | {total_wall / 3600:.2f} |"
     )
     calibration = info["calibration"]
-    lines += ["", f"Estimate: {total_wall / 60:.0f} min wall ({run_hours:.2f} run-hours on this device; each sweep's "
-              f"start {info['startup']:.1f} s + its expansion).",
+    missing = [seconds for p in plans for _, seconds in p.no_data]
+    wall = f"{total_wall / 60:.0f} min" if total_wall < 7200 else f"{total_wall / 3600:,.1f} hours"
+    lines += ["", f"Estimate: {wall} wall ({run_hours:,.2f} run-hours on this device; each sweep's "
+              f"start {info['startup']:.1f} s + its expansion)."]
+    if missing:
+        lines.append(f"Not counted above: {len(missing)} runs whose dataset is not on this machine (they fail fast as "
+                     f"missing cells); with their data here they would add {sum(missing) / 3600:,.2f} run-hours.")
+    lines += [
               f"Calibration: {calibration.path} ({'measured now: ' + ', '.join(sorted(set(calibration.measured))) if calibration.measured else 'cached'}); "
               f"rates per network: " + "; ".join(_rates(calibration))]
     return "\n".join(lines)
@@ -237,8 +292,9 @@ def render(plans: list[ExperimentPlan], info: dict, profile: str, launcher: str,
 
 def _rates(calibration: Calibration) -> list[str]:
     out = []
-    for key, entry in calibration.entries.items():
-        if not key.startswith(calibration.prefix) or "train" not in entry:
+    for key in sorted(calibration.used):
+        entry = calibration.entries[key]
+        if "train" not in entry:
             continue
         task = json.loads(key[len(calibration.prefix) + 3:])
         model = task["model"]["_target_"].rsplit(".", 1)[-1]

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from dsvdd_repro.cost import run_work
@@ -34,6 +35,7 @@ def test_planned_sizes_are_those_of_the_real_splits(setup, limits):
     assert {name: len(getattr(real, name)) for name in ("train", "val", "test")} == \
         {name: planned[name] for name in ("train", "val", "test")}
     assert planned["labeled"] == int((real.train.semi_targets == -1).sum())
+    assert planned["val_labels"] == len(np.unique(real.val.labels))
     assert planned["altered"] == len(real.train.altered_images) + len(real.val.altered_images) + \
         len(real.test.altered_images)
 
@@ -71,8 +73,10 @@ def test_a_runs_work_is_counted_from_its_config():
     ocsvm = run_work(_container(quick + ["variant=ocsvm_pca"]))
     assert (ocsvm.fits, ocsvm.fit_rows, ocsvm.network, ocsvm.train) == (20, 1_000, None, 0)
     lenet = run_work(_container(["profile=paper", "variant=dsvdd_ruff2018", "dataset=cifar10", "setup=one_vs_all"]))
-    # the original protocol: all 5,000 images of the normal class train; 150 epochs after 350 of pretraining
+    # the original protocol: all 5,000 images of the normal class train; 150 epochs after 350 of
+    # pretraining; its validation holds anomalies only, so no epoch is validated: c and the test set
     assert (lenet.train, lenet.pretrain, lenet.network) == (150 * 5_000, 350 * 5_000, ("lenet_cifar10", 32))
+    assert lenet.eval == 5_000 + 10_000
 
 
 def _container(overrides):
@@ -98,6 +102,7 @@ def test_the_paper_plan_counts_every_experiments_runs_once(tmp_path, monkeypatch
                                             "altered": 1e12, "fit_seconds": 0.0, "startup": 0.0}
 
     monkeypatch.setattr(Calibration, "measure", unit_prices)
+    monkeypatch.setattr("dsvdd_repro.plan.data_here", lambda container: True)  # every dataset, here or not
     plans, info = make_plan("paper", sorted(EXPECTED_RUNS), "local", "imagenet", tmp_path / "runs", tmp_path)
     for plan in plans:
         assert len(plan.runs) + plan.shared + plan.invalid == EXPECTED_RUNS[plan.name], plan.name
@@ -119,7 +124,8 @@ def test_make_plan_prints_the_plan_and_caches_the_calibration(tmp_path):
                "--plan", "--runs-dir", str(tmp_path / "runs")]
     first = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "| ruff2018 | 2 | 0 | 0 | 0 |" in first.stdout and "measured now: autoencoder, network, startup" in first.stdout
+    assert "| ruff2018 | 2 | 0 | 0 | 0 | 0 |" in first.stdout and "measured now: autoencoder, network, startup" in first.stdout
     assert (tmp_path / "plan" / "calibration.json").is_file()
+    assert len(list((tmp_path / "plan" / "sweeps").glob("*.pkl"))) == 1  # the expansion, kept for the next plan
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "calibration.json (cached)" in again.stdout

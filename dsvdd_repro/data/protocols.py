@@ -380,7 +380,7 @@ def one_vs_all_sizes(counts: PoolCounts, normal_class: int, train_fraction: floa
     val = [n_normal - n_train, sum(train_pc) - n_normal - n_labeled]
     test = [test_pc[normal_class], sum(test_pc) - test_pc[normal_class]]
     train = subsample_sizes([n for n in (n_train, n_labeled) if n], limits.get("max_train"))
-    return {"train": sum(train), "labeled": train[1] if n_labeled else 0,
+    return {"train": sum(train), "labeled": train[1] if n_labeled else 0, "val_labels": sum(1 for n in val if n),
             "val": sum(subsample_sizes([n for n in val if n], limits.get("max_val"), balanced=True)),
             "test": sum(subsample_sizes([n for n in test if n], limits.get("max_test"), balanced=True)),
             "altered": 0}
@@ -403,5 +403,5 @@ def alteration_sizes(counts: PoolCounts, val_fraction: float | None = None, limi
     n_val = subsample_sizes([n_val], half.get("max_val"))[0]
     n_test = subsample_sizes([n_test], half.get("max_test"))[0]
     labeled = min(labeled_anomaly_count(n_train, labeled_anomaly_fraction), n_train) if labeled_anomaly_fraction else 0
-    return {"train": n_train + labeled, "labeled": labeled, "val": 2 * n_val, "test": 2 * n_test,
+    return {"train": n_train + labeled, "labeled": labeled, "val": 2 * n_val, "val_labels": 2, "test": 2 * n_test,
             "altered": labeled + n_val + n_test}
