@@ -16,7 +16,7 @@ Image-passes are counted per network:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -24,12 +24,10 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from .data.images import PoolCounts
+from .methods.geo import N_TRANSFORMS
 from .schema import build
 
-N_GEO_TRANSFORMS = 72  # dsvdd_repro/methods/geo.py
 DSVDD_METHODS = ("dsvdd",)
-# ResNet-18 without fc: 11.2 M parameters; the original protocol's LeNet: 0.6 M (checkpoint sizes)
-PARAMETERS = {"resnet18": 11_176_512, "lenet_cifar10": 620_576}
 
 
 @dataclass
@@ -49,7 +47,6 @@ class RunWork:
     checkpoints: int = 0
     features_key: str | None = None  # the CNN features' identity (shared through the feature cache)
     feature_eval: int = 0  # eval passes of the CNN features, counted once per features_key
-    sizes: dict = field(default_factory=dict)
 
 
 def _key(node) -> str:
@@ -90,7 +87,7 @@ def run_work(c: dict) -> RunWork:
     model = c.get("model")
     network = (model["name"], image_size) if model else None
     sizes = _sizes(_key(c["setup"]), _key(c["dataset"]), _key(c["profile"]))
-    work = RunWork(method=method, network=network, sizes=sizes or {})
+    work = RunWork(method=method, network=network)
     if sizes is None:  # a dataset whose size the plan cannot know without reading it (a user's folder)
         return work
     n_train, n_val, n_test = sizes["train"], sizes["val"], sizes["test"]
@@ -110,13 +107,13 @@ def run_work(c: dict) -> RunWork:
     elif method == "geo":
         node = c["method"]
         n_unlabeled = n_train - sizes["labeled"]
-        per_epoch = n_unlabeled * N_GEO_TRANSFORMS
+        per_epoch = n_unlabeled * N_TRANSFORMS
         if node.get("max_samples_per_epoch"):
             per_epoch = min(per_epoch, int(node["max_samples_per_epoch"]))
         fit_rows = min(n_unlabeled, int(node["fit_max_samples"] or n_unlabeled))
         val_rows = min(n_val, int(node["val_max_samples"] or n_val))
         work.train = epochs * per_epoch
-        work.eval = N_GEO_TRANSFORMS * (fit_rows + val_rows + n_test)
+        work.eval = N_TRANSFORMS * (fit_rows + val_rows + n_test)
         work.geo = work.train + work.eval
         work.checkpoints = epochs
     else:  # a shallow baseline on PCA or CNN features

@@ -42,12 +42,11 @@ from dsvdd_repro.checkpoint import Checkpoint
 from dsvdd_repro.config import validate
 from dsvdd_repro.data.cache import default_cache_root
 from dsvdd_repro.methods.base import RunContext
+from dsvdd_repro.methods.geo import N_TRANSFORMS
 from dsvdd_repro.models.resnet import ResNet18Features
 from dsvdd_repro.runs import write_model, write_scores
 from dsvdd_repro.schema import build
 from dsvdd_repro.train import make_splits, resolve_device, seed_everything
-
-N_TRANSFORMS = 72
 
 
 def sync(device: torch.device) -> None:
