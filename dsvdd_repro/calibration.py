@@ -98,7 +98,7 @@ def _network_rates(task: dict) -> dict:
 
         def pretrain_step():
             inputs = net.inputs(images[:batch])
-            error = ((decoder(net(inputs)) - inputs) ** 2).flatten(1).sum(dim=1).mean()
+            error = ((decoder(net.encode(inputs)) - inputs) ** 2).flatten(1).sum(dim=1).mean()
             ae_optimizer.zero_grad(set_to_none=True)
             error.backward()
             ae_optimizer.step()

@@ -41,6 +41,9 @@ EXECUTION_KEYS = (
     "trainer.progress", "trainer.eval_batch_size", "trainer.precision", "trainer.channels_last",
     "trainer.cudnn_benchmark", "trainer.data_on_device", "features.cache", "profile.weights",
 )
+# Keys added to a node after runs were made, with the value every earlier run had: a run at that
+# value keeps the identity it had before the key existed (its finished folder is still found).
+INTRODUCED_KEYS = {"model.init": "torch"}
 DEVICES = ("auto", "cpu", "cuda")
 # `seed` and `data_seed` seed numpy's legacy generator (np.random.seed), which takes 0..2**32 - 1
 SEED_MAX = 2**32 - 1

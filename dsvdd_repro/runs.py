@@ -33,7 +33,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .atomic import atomic_write_bytes
-from .config import EXECUTION_KEYS
+from .config import EXECUTION_KEYS, INTRODUCED_KEYS
 
 METRICS_FILE = "metrics.json"
 SCORES_FILE = "scores.npz"
@@ -117,8 +117,8 @@ def conflicting_keys(recorded: dict, current: dict) -> list[str]:
 
 def identity(cfg: DictConfig) -> dict:
     """What determines a run's result: the composed config (resolved, without `hydra` and without
-    the groups it does not have) minus EXECUTION_KEYS, and without the anomaly node when the setup
-    alters no image (one-vs-all)."""
+    the groups it does not have) minus EXECUTION_KEYS, minus INTRODUCED_KEYS at their earlier value,
+    and without the anomaly node when the setup alters no image (one-vs-all)."""
     return identity_of(OmegaConf.to_container(cfg, resolve=True))
 
 
@@ -130,6 +130,10 @@ def identity_of(container: dict) -> dict:
     for dotted in EXECUTION_KEYS:
         group, key = dotted.split(".")
         if isinstance(job.get(group), dict) and key in job[group]:
+            job[group] = {k: v for k, v in job[group].items() if k != key}
+    for dotted, earlier in INTRODUCED_KEYS.items():
+        group, key = dotted.split(".")
+        if isinstance(job.get(group), dict) and key in job[group] and job[group][key] == earlier:
             job[group] = {k: v for k, v in job[group].items() if k != key}
     if job["setup"]["name"] == "one_vs_all":
         job.pop("anomaly", None)

@@ -50,3 +50,54 @@ def test_lenet_node_checks():
         LeNetConfig(rep_dim=100)
     with pytest.raises(ConfigError, match="weights='imagenet'"):
         LeNetConfig(weights="imagenet")
+
+
+# The authors' autoencoder rule: xavier_uniform_(gain=calculate_gain("leaky_relu")) on every (transposed)
+# convolution, bound = gain * sqrt(6 / (fan_in + fan_out)) with fan = channels x 5 x 5; the linear map
+# keeps PyTorch's default (bound 1 / sqrt(fan_in)). Hand-computed, gain = sqrt(2 / (1 + 0.01^2)).
+GAIN = (2 / 1.0001) ** 0.5
+AUTHORS_BOUNDS = {
+    "convs.0": GAIN * (6 / ((3 + 32) * 25)) ** 0.5,  # 0.11710
+    "convs.1": GAIN * (6 / ((32 + 64) * 25)) ** 0.5,  # 0.07071
+    "convs.2": GAIN * (6 / ((64 + 128) * 25)) ** 0.5,  # 0.05000
+    "fc": 1 / (128 * 4 * 4) ** 0.5,  # PyTorch's default, as theirs
+}
+DECODER_BOUNDS = {
+    "deconvs.0": GAIN * (6 / ((8 + 128) * 25)) ** 0.5,
+    "deconvs.1": GAIN * (6 / ((128 + 64) * 25)) ** 0.5,
+    "deconvs.2": GAIN * (6 / ((64 + 32) * 25)) ** 0.5,
+    "out": GAIN * (6 / ((32 + 3) * 25)) ** 0.5,
+}
+
+
+def _bounds_hold(module, bounds):
+    for name, bound in bounds.items():
+        weight = module.get_submodule(name).weight.detach()
+        # uniform on [-bound, bound]: never beyond it, and (thousands of draws) its extremes reach 97% of it
+        assert float(weight.abs().max()) <= bound, name
+        assert float(weight.abs().max()) > 0.97 * bound, name
+        assert float(weight.std()) == pytest.approx(bound / 3 ** 0.5, rel=0.05), name
+
+
+def test_the_authors_initialisation_bounds_every_convolution_of_encoder_and_decoder():
+    torch.manual_seed(0)
+    net = LeNetCIFAR10(init="xavier_leaky_relu")
+    assert AUTHORS_BOUNDS["convs.0"] == pytest.approx(0.11710, abs=1e-5)
+    _bounds_hold(net, AUTHORS_BOUNDS)
+    _bounds_hold(net.decoder(), DECODER_BOUNDS)
+    # PyTorch's default (init=torch) is kaiming_uniform_(a=sqrt(5)): bound 1 / sqrt(fan_in), 2-3.4x smaller
+    default = LeNetCIFAR10()
+    assert float(default.convs[1].weight.detach().abs().max()) <= 1 / (32 * 25) ** 0.5
+    assert AUTHORS_BOUNDS["convs.1"] * (32 * 25) ** 0.5 == pytest.approx(2.0, abs=1e-3)  # 2x on conv2
+    assert AUTHORS_BOUNDS["convs.2"] * (64 * 25) ** 0.5 == pytest.approx(2.0, abs=1e-3)
+    with pytest.raises(ConfigError, match=r"init='glorot'.*torch, xavier_leaky_relu"):
+        LeNetConfig(init="glorot")
+
+
+def test_a_float_input_is_refused_not_passed_through_unprocessed():
+    net = LeNetCIFAR10().eval()
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    with pytest.raises(TypeError, match="uint8 images.*got torch.float32"):
+        net(images.float())
+    with torch.no_grad():  # encode() is the network on inputs it has preprocessed itself
+        torch.testing.assert_close(net(images), net.encode(net.inputs(images)))

@@ -47,3 +47,31 @@ def test_the_published_protocol_scores_the_last_epoch_with_the_scheduled_learnin
     assert all(entry["val_auc"] is None for entry in summary["history"])
     assert summary["inputs"]["fitted_on"] == 40 and len(summary["pretrain"]["loss"]) == 1
     assert np.std(detector.score(data.test)) > 0
+
+
+def test_the_original_protocol_variants_initialise_as_the_authors_and_stay_float32_on_a_gpu():
+    from dsvdd_repro.execution import Execution
+    from tests.conftest import compose_config
+
+    for variant in ("dsvdd_ruff2018", "dsvdd_ruff2018_val"):
+        cfg = compose_config([f"variant={variant}", "dataset=cifar10", "trainer.device=cuda"])
+        execution = Execution.resolve(cfg.trainer, torch.device("cuda"))  # resolving touches no GPU
+        assert (cfg.model.init, execution.precision, execution.channels_last) == ("xavier_leaky_relu", "float32", True)
+    # elsewhere the LeNet keeps PyTorch's default (the authors' deep SVDD net when not pretrained)
+    assert compose_config(["model=lenet_cifar10"]).model.init == "torch"
+
+
+def test_pretraining_in_bf16_autocast_takes_the_error_in_float32():
+    from dsvdd_repro.execution import Execution
+
+    train = splits(1.0).train
+    losses = {}
+    for precision in ("float32", "bf16"):
+        torch.manual_seed(0)
+        net = LeNetCIFAR10(init="xavier_leaky_relu")
+        net.fit_inputs(train)
+        execution = Execution(torch.device("cpu"), precision=precision)
+        losses[precision] = AutoencoderPretraining(epochs=2, lr=1e-3, milestones=[])(
+            net, train, 10, torch.device("cpu"), 0, False, execution=execution)["loss"]
+    assert losses["bf16"] != losses["float32"]  # autocast really ran
+    np.testing.assert_allclose(losses["bf16"], losses["float32"], rtol=0.02)

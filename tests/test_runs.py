@@ -66,3 +66,16 @@ def test_run_folders_are_named_by_the_run_identity_and_stay_short():
 def test_geo_identity_keeps_the_bias_switch_it_reads():
     geo = [*TINY, "variant=geo"]
     assert identity(compose_config([*geo, "model.bias=false"])) != identity(compose_config(geo))
+
+
+def test_a_key_added_at_its_earlier_value_keeps_the_identity_runs_had_before_it():
+    from omegaconf import OmegaConf
+
+    from dsvdd_repro.runs import identity_of
+
+    container = OmegaConf.to_container(compose_config([*TINY, "model=lenet_cifar10"]), resolve=True)
+    assert container["model"]["init"] == "torch"
+    before_the_key = {**container, "model": {k: v for k, v in container["model"].items() if k != "init"}}
+    assert identity_of(container) == identity_of(before_the_key)
+    authors = {**container, "model": {**container["model"], "init": "xavier_leaky_relu"}}
+    assert identity_of(authors) != identity_of(container) and identity_of(authors)["model"]["init"] == "xavier_leaky_relu"

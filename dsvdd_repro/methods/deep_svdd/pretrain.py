@@ -1,10 +1,12 @@
 """Autoencoder pretraining of the deep SVDD network (Ruff et al., ICML 2018; `pretrain=autoencoder`).
 
-The network's decoder (`net.decoder()`, e.g. the LeNet's) is trained with the network as encoder on
-the squared reconstruction error of the network's preprocessed inputs (summed over pixels,
-averaged over the minibatch), with Adam, weight decay as Adam's L2 term, and the learning rate
+The network's decoder (`net.decoder()`, e.g. the LeNet's) is trained with the network as encoder
+(`net.encode` on `net.inputs(images)`) on the squared reconstruction error of the network's
+preprocessed inputs (summed over pixels, averaged over the minibatch), with Adam, weight decay as Adam's L2 term, and the learning rate
 divided by 10 at each milestone epoch. The encoder's weights then initialise deep SVDD; the decoder
-is discarded. Batches follow `seed` (their own stream) and the trainer's batch size.
+is discarded. Batches follow `seed` (their own stream) and the trainer's batch size. The passes run
+in the run's precision (`execution`: float32 unless a run asks for bf16; the original-protocol
+variants pin float32); the reconstruction error is taken in float32.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ...checkpoint import Checkpoint, restore_rng, rng_state
 from ...data.protocols import SplitData
+from ...execution import Execution
 from ...schema import at_least, config_node, non_negative, positive
 
 log = logging.getLogger(__name__)
@@ -51,12 +54,14 @@ class AutoencoderPretraining:
         self.epochs, self.lr, self.milestones, self.weight_decay = epochs, lr, list(milestones), weight_decay
 
     def __call__(self, net: nn.Module, train: SplitData, batch_size: int, device: torch.device, seed: int,
-                 progress: bool = True, checkpoint: Checkpoint | None = None) -> dict:
+                 progress: bool = True, checkpoint: Checkpoint | None = None,
+                 execution: Execution | None = None) -> dict:
         """Train `net` as the encoder of its decoder on `train`; return the per-epoch losses. With a
         `checkpoint`, every epoch is saved and a relaunch resumes after the last one."""
         checkpoint = checkpoint or Checkpoint(None)
+        execution = execution or Execution(device)
         start = time.perf_counter()
-        decoder = net.decoder().to(device)
+        decoder = execution.module(net.decoder())
         parameters = [p for p in (*net.parameters(), *decoder.parameters()) if p.requires_grad]
         optimizer = torch.optim.Adam(parameters, lr=self.lr, weight_decay=self.weight_decay)
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, self.milestones, gamma=0.1)
@@ -77,8 +82,10 @@ class AutoencoderPretraining:
             for rows, images in train.iter_batches(batch_size, rng.permutation(len(train))):
                 if len(rows) < 2:
                     continue
-                inputs = net.inputs(images.to(device, non_blocking=True))
-                error = ((decoder(net(inputs)) - inputs) ** 2).flatten(1).sum(dim=1).mean()
+                inputs = net.inputs(execution.inputs(images))
+                with execution.autocast():
+                    reconstruction = decoder(net.encode(inputs))
+                error = ((reconstruction.float() - inputs) ** 2).flatten(1).sum(dim=1).mean()
                 optimizer.zero_grad(set_to_none=True)
                 error.backward()
                 optimizer.step()

@@ -8,8 +8,10 @@ Protocol, and the choices the paper leaves open:
   bring their own statistics and are left alone, as the paper does.
 - c is the mean feature of an eval-mode pass over the training set; coordinates with |c_j| < eps
   are pushed to +-eps (Ruff et al.'s reference implementation, eps = method.center_eps).
-- Adam with a constant learning rate: the backbone at lr * backbone_lr_factor, any regularizer
-  head at lr; weight decay lambda = 5e-4 as Adam's L2 term on every trainable parameter.
+- Adam: the backbone at optim.lr * optim.backbone_lr_factor, any regularizer head at optim.lr;
+  optim.weight_decay as Adam's L2 term on every trainable parameter (the paper's lambda = 5e-4; the
+  original protocol's 0.5e-6). The learning rate is constant (the paper) unless an `lr_schedule`
+  is set (the original protocol's milestone), stepped after every epoch.
 - soft-boundary: R starts at 0, each iteration's loss uses the current R, and R is then set to the
   (1 - nu) quantile of that minibatch's distances ||phi - c|| (the paper: "for every iteration").
   The anomaly score is ||phi - c||^2 - R^2 (the same ranking as the distance).
@@ -412,7 +414,7 @@ class DeepSVDD(Detector):
             summary["inputs"] = self.net.fit_inputs(train)
         if self.pretrain is not None:
             summary["pretrain"] = self.pretrain(self.net, train, self.batch_size, self.device, self.seed, self.progress,
-                                                checkpoint=self.checkpoint)
+                                                checkpoint=self.checkpoint, execution=self.execution)
         return summary
 
 
