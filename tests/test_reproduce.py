@@ -30,6 +30,7 @@ EXPECTED_RUNS = {
     "fig2": 2 * 2 * 2 * (2 + 2 + 8) * 5,  # pooling x (OC-SVM/IF on CNN features, D. SVDD, w/ bias, 8 k)
     "ruff2018": 10 * 2 * 5,  # normal classes x (last epoch, best validation epoch): no k
     "collapse": 2 * 4 * 4 * 10 * 5,  # nets x variants x learning rates x normal classes x seeds: k fixed
+    "ruff2018_ten_classes": 10 + 2 * 2,  # ten classes with seed 0, seeds 1 and 2 for classes 1 and 3
 }
 
 
@@ -48,6 +49,8 @@ def expand(experiment: str, profile: str = "paper"):
 def test_every_experiment_is_driven_by_reproduce():
     assert set(EXPECTED_RUNS) == set(reproduce.EXPERIMENTS)
     assert {p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")} == set(reproduce.EXPERIMENTS)
+    # the checks beside the tables run only when named
+    assert set(reproduce.EXPERIMENTS) - set(reproduce.DEFAULT_EXPERIMENTS) == {"ruff2018_ten_classes"}
 
 
 @pytest.mark.parametrize("experiment", sorted(EXPECTED_RUNS))
@@ -58,7 +61,7 @@ def test_experiment_expands_to_its_distinct_paper_runs_composing_per_group_choic
     noise = [job for job in expansion.jobs if "variant=dsvdd_bias_noise" in job]
     paper_k = {f"regularizer.k={k}" for k in (5, 30, 50, 60, 70, 100, 130, 200)}
     assert {item for job in noise for item in job if item.startswith("regularizer.k=")} == (
-        set() if experiment in ("ruff2018", "collapse") else paper_k)  # neither selects k
+        set() if experiment in ("ruff2018", "ruff2018_ten_classes", "collapse") else paper_k)  # none selects k
     assert not any(item.startswith("regularizer.k=") for job in expansion.jobs if "variant=dsvdd_bias_noise" not in job
                    for item in job)
 
@@ -90,6 +93,21 @@ def test_the_quick_profile_runs_the_original_protocol_reduced_for_two_classes():
         cfg = compose("config", overrides=["experiment=ruff2018", "profile=quick", "variant=dsvdd_ruff2018"])
     assert (cfg.pretrain.epochs, cfg.trainer.epochs, cfg.profile.max_train, cfg.setup.train_fraction) == (20, 30, None, 1.0)
     assert (cfg.model.name, cfg.model.bias, cfg.trainer.batch_size, cfg.optim.weight_decay) == ("lenet_cifar10", False, 200, 5e-7)
+
+
+def test_the_ten_class_check_keeps_the_quick_schedule_and_its_own_seeds():
+    quick = expand("ruff2018_ten_classes", "quick").jobs
+    assert len(quick) == 14 and all("variant=dsvdd_ruff2018" in job for job in quick)
+    seeds = {}
+    for job in quick:
+        normal = next(item for item in job if item.startswith("setup.normal_class="))
+        seeds.setdefault(normal, set()).add(next(item for item in job if item.startswith("seed=")))
+    assert seeds == {f"setup.normal_class={c}": {"seed=0", "seed=1", "seed=2"} if c in (1, 3) else {"seed=0"}
+                     for c in range(10)}
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=ruff2018_ten_classes", "profile=quick", "variant=dsvdd_ruff2018"])
+    assert (cfg.pretrain.epochs, cfg.trainer.epochs, cfg.profile.max_train, cfg.model.init) == (
+        20, 30, None, "xavier_leaky_relu")
 
 
 def test_the_collapse_study_sweeps_nets_variants_and_rates_from_random_initialisation():
