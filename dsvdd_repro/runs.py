@@ -127,14 +127,13 @@ def identity_of(container: dict) -> dict:
     shared subtrees of `container` are not modified."""
     # a group the run does not have (null) is left out, so new optional groups change no identity
     job = {key: value for key, value in container.items() if key != "hydra" and value is not None}
-    for dotted in EXECUTION_KEYS:
+    # execution keys always; a key added later only at the value every earlier run had
+    dropped = [(dotted, None) for dotted in EXECUTION_KEYS] + [(d, [v]) for d, v in INTRODUCED_KEYS.items()]
+    for dotted, only_at in dropped:
         group, key = dotted.split(".")
-        if isinstance(job.get(group), dict) and key in job[group]:
-            job[group] = {k: v for k, v in job[group].items() if k != key}
-    for dotted, earlier in INTRODUCED_KEYS.items():
-        group, key = dotted.split(".")
-        if isinstance(job.get(group), dict) and key in job[group] and job[group][key] == earlier:
-            job[group] = {k: v for k, v in job[group].items() if k != key}
+        node = job.get(group)
+        if isinstance(node, dict) and key in node and (only_at is None or node[key] == only_at[0]):
+            job[group] = {k: v for k, v in node.items() if k != key}
     if job["setup"]["name"] == "one_vs_all":
         job.pop("anomaly", None)
     return job
