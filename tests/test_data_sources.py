@@ -27,6 +27,7 @@ from dsvdd_repro.data.cifar10 import CIFAR10_CLASSES, CIFAR10Config
 from dsvdd_repro.data.errors import DatasetRootError
 from dsvdd_repro.data.fake import FakeConfig, make_fake
 from dsvdd_repro.data.folder import FolderConfig
+from dsvdd_repro.data.source import IMAGE_EXTENSIONS, find_images, image_files, is_hidden
 from dsvdd_repro.data.voc2012 import VOC2012Config
 from dsvdd_repro.data.wikiart import WIKIART_PAPER_STYLES, WikiArtConfig
 from dsvdd_repro.schema import ConfigError, build
@@ -129,6 +130,35 @@ def test_image_folder_jpeg_and_grayscale_decode_to_rgb(folder_root, tmp_path):
     assert np.abs(jpg - smooth.astype(int)).mean() < 4  # lossy but the same picture
     gray = cat[N_TRAIN + 1]
     assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+
+
+@pytest.fixture
+def listed_tree(tmp_path):
+    """Files named (not decoded): images of every extension in any case, hidden ones, other files."""
+    root = tmp_path / "pics"
+    names = ["b.JPEG", "a.jpg", "c.Png", "d.bmp", "e.GIF", "f.webp", "notes.txt", "g.tiff", ".h.png", "._i.jpg",
+             "sub/j.png", "sub/.k.png", "sub/.cache/l.png", ".git/objects/m.png", "dir.png/n.png", "sub/deeper/o.webp"]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    return root
+
+
+def test_image_files_and_find_images_share_one_list_and_one_hidden_rule(listed_tree):
+    root = listed_tree
+    assert IMAGE_EXTENSIONS == (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+    assert is_hidden(".git") and is_hidden(".h.png") and not is_hidden("a.jpg") and not is_hidden("a.b")
+    # one folder, sorted, no hidden file, no sub-folder (dir.png is a folder)
+    assert image_files(root) == ["a.jpg", "b.JPEG", "c.Png", "d.bmp", "e.GIF", "f.webp"]
+    assert image_files(root / "sub", prefix="sub/") == ["sub/j.png"]
+    # the scorer's search: recursive, nothing hidden below the folder, sorted
+    found = ["a.jpg", "b.JPEG", "c.Png", "d.bmp", "dir.png/n.png", "e.GIF", "f.webp", "sub/deeper/o.webp",
+             "sub/j.png"]
+    assert find_images(root) == [root / name for name in found]
+    assert find_images(root / ".git") == [root / ".git" / "objects" / "m.png"]  # named: searched
+    # a named file is scored whatever its name says
+    for name in ("notes.txt", ".h.png", "g.tiff"):
+        assert find_images(root / name) == [root / name]
 
 
 def test_worker_pool_decode_matches_serial(folder_root, tmp_path, monkeypatch):

@@ -8,6 +8,19 @@
   visually the same. An image that already has the target size is kept pixel for pixel. With
   `exact_name`, images must already be `size x size` (a dataset with a native size, CIFAR-10) and
   one that is not is an error.
+- `decode_one`: one file as RGB uint8, the one decoder of the dataset loaders and the scorer. Every
+  pixel mode is brought to 8 bits by scaling, never by clipping (PIL's own `convert("RGB")` clips
+  16-bit grayscale at 255, turning most of an image white):
+  * 16-bit integer grayscale (PIL modes I;16, I;16B, I;16L, I;16N, and I, as which Pillow opens
+    some 16-bit PNGs and TIFFs): the high byte, x >> 8 = floor(x / 256), so 0..65535 maps onto
+    0..255 with 256 values each. It is the rule Pillow itself applies to 16-bit RGB, RGBA and
+    gray+alpha PNGs (which it opens as 8-bit modes), so every 16-bit file follows one rule, and an
+    8-bit image stored as 16 bits the standard way (v * 257) decodes to exactly v. A mode-I image
+    with values outside 0..65535 (a 32-bit image) is refused, not clipped.
+  * 32-bit float (mode F): values are taken as [0, 1] and scaled to round(255 x); an image with a
+    value outside [0, 1] (or not finite) is refused, as its range is unknown.
+  * every other mode (1, L, LA, P, RGB, RGBA, CMYK, YCbCr, ...): PIL's standard conversion to RGB.
+  A refused image raises `UnsupportedImage` (an OSError, as PIL's own unreadable-file errors).
 - `resize_uint8`: antialiased bilinear resize of decoded arrays with torch (CIFAR-10 at another
   size than its native 32 px). Every output image depends on its input image only, so resizing in
   chunks gives the same bytes as resizing all at once.
@@ -72,6 +85,38 @@ class _WrongSize(Exception):
     pass
 
 
+class UnsupportedImage(OSError):
+    """An image whose pixel values this decoder will not guess a scale for (one line)."""
+
+
+# Pillow's modes for 16-bit integer grayscale; "I" (32-bit) is how it opens some 16-bit PNGs and TIFFs.
+WIDE_GRAY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_UINT16_MAX = 65535
+
+
+def _gray_to_rgb(gray: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(gray.astype(np.uint8)).convert("RGB")  # 2-D uint8: mode L
+
+
+def to_rgb(im):
+    """`im` (a PIL image of any mode) as an 8-bit RGB image, scaled as the module docstring says."""
+    if im.mode in WIDE_GRAY_MODES:
+        values = np.asarray(im).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > _UINT16_MAX):
+            raise UnsupportedImage(f"mode {im.mode} values {values.min()}..{values.max()} are outside the "
+                                   f"16-bit range 0..{_UINT16_MAX} that is scaled to 8 bits")
+        return _gray_to_rgb(values >> 8)
+    if im.mode == "F":
+        values = np.asarray(im, dtype=np.float64)
+        if values.size and not (np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0):
+            raise UnsupportedImage(f"mode F (float) values {values.min()}..{values.max()} are outside [0, 1], "
+                                   "the only float range that is scaled to 8 bits")
+        return _gray_to_rgb(np.rint(values * 255.0))
+    return im.convert("RGB")
+
+
 def decode_one(path: str, size: int, exact: bool = False) -> np.ndarray:
     """One image file as RGB uint8 [3, size, size] (see the module docstring)."""
     from PIL import Image
@@ -79,7 +124,7 @@ def decode_one(path: str, size: int, exact: bool = False) -> np.ndarray:
     with Image.open(path) as im:
         if not exact and im.format == "JPEG" and im.size != (size, size):
             im.draft("RGB", (size, size))
-        rgb = im.convert("RGB")
+        rgb = to_rgb(im)
     if rgb.size != (size, size):
         if exact:
             raise _WrongSize(f"{rgb.size[0]}x{rgb.size[1]}")

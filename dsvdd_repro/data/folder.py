@@ -6,12 +6,18 @@ Layouts of `dataset.root`:
   pools (both must hold the same class folders).
 * ``class-folders``: `<root>/<class>/*`; each class's images are split with a fixed seed
   (``SPLIT_SEED`` = 0 with the class name as stream, independent of the run's seed, as WikiArt's
-  seeded split) into ``1 - test_fraction`` given train and ``test_fraction`` given test.
+  seeded split) into ``1 - test_fraction`` given train and ``test_fraction`` given test (rounded
+  as every split, protocols.share_count). Each class must get at least 1 image on each side, as
+  the train-test layout's class folders must (a class folder too small for that is refused, naming
+  it, its image count and the count needed); what a protocol needs beyond that (e.g. a one-vs-all
+  normal class's validation image) is checked where the protocol splits (protocols.py).
 
-Images are `*.jpg`, `*.jpeg`, `*.png` files (hidden files and folders are ignored). Class names are
+Images are the files directly in a class folder with an extension of `source.IMAGE_EXTENSIONS`, in
+any case; hidden files and folders (`source.is_hidden`) are ignored. Class names are
 the sorted class folder names and labels their indices; files are sorted by name within a class,
 and a pool lists class 0's files first. At least 2 classes are needed, none of them empty. Images are
-resized to `image_size` as VOC2012's and WikiArt's (a square, PIL bilinear, aspect ratio not kept).
+decoded by `decode.decode_one` (16-bit images scaled to 8 bits) and resized to `image_size` as
+VOC2012's and WikiArt's (a square, PIL bilinear, aspect ratio not kept).
 The alteration protocol validates on `val_fraction` of the given train pool.
 """
 
@@ -23,6 +29,7 @@ import numpy as np
 
 from ..schema import config_node, in_range, positive
 from .errors import root_error
+from .protocols import fewest_images, share_count
 from .source import IMAGE_EXTENSIONS, ImageSource, Pools, image_files, seeded_split, sub_folders
 
 SPLIT_SEED = 0
@@ -31,8 +38,9 @@ SPLITS = ("train", "test")
 
 @config_node("dataset", "folder")
 class FolderConfig:
-    """Your own images: <root>/<class>/*.jpg|*.jpeg|*.png, or <root>/{train,test}/<class>/* for given
-    splits (dsvdd_repro/data/folder.py). The root defaults to $DSVDD_FOLDER_ROOT."""
+    """Your own images: <root>/<class>/<image files>, or <root>/{train,test}/<class>/<image files> for
+    given splits (dsvdd_repro/data/folder.py; image files: the extensions of
+    dsvdd_repro/data/source.py IMAGE_EXTENSIONS). The root defaults to $DSVDD_FOLDER_ROOT."""
 
     _target_: str = "dsvdd_repro.data.folder.ImageFolder"
     name: str = "folder"
@@ -60,6 +68,8 @@ class ImageFolder(ImageSource):
         "dataset.root is not set: pass dataset.root=<folder with one sub-folder of images per class, "
         "or train/ and test/ holding such class folders> or set DSVDD_FOLDER_ROOT"
     )
+    # 2: 16-bit images are scaled to 8 bits, no longer clipped (decode.py); more extensions are read
+    format_version = 2
 
     def __init__(
         self, root: str | None, image_size: int, test_fraction: float, val_fraction: float,
@@ -93,6 +103,17 @@ class ImageFolder(ImageSource):
             raise root_error(root, f"class folder(s) {', '.join(empty)} hold no images; {self.expected()}")
         return files
 
+    def _check_split_sizes(self, root: pathlib.Path, classes: dict[str, list[str]]) -> None:
+        """Every class folder must give the seeded split at least 1 train and 1 test image."""
+        n_test = {name: share_count(self.test_fraction, len(found)) for name, found in classes.items()}
+        small = [f"{name}/ has {len(found)} image{'' if len(found) == 1 else 's'}" for name, found in classes.items()
+                 if not 1 <= n_test[name] <= len(found) - 1]
+        if small:
+            need = fewest_images(self.test_fraction, 1, 1)
+            raise root_error(root, f"class folder {', '.join(small)}; the split needs at least {need} per class "
+                                   f"(1 train, 1 test with test_fraction={self.test_fraction}): add images or "
+                                   "change dataset.test_fraction")
+
     def pools(self, folder: pathlib.Path) -> Pools:
         given = [split for split in SPLITS if (folder / split).is_dir()]
         if len(given) == 1:
@@ -111,6 +132,7 @@ class ImageFolder(ImageSource):
             layout, split_rule = "class-folders", {"seed": SPLIT_SEED, "test_fraction": self.test_fraction}
             classes = self._classes(folder, "")
             class_names = list(classes)
+            self._check_split_sizes(folder, classes)
             by_split = {split: {} for split in SPLITS}
             for name, found in classes.items():
                 by_split["train"][name], by_split["test"][name] = seeded_split(
@@ -119,10 +141,6 @@ class ImageFolder(ImageSource):
         files = {s: [f for name in class_names for f in sorted(by_split[s][name])] for s in SPLITS}
         counts = {s: [len(by_split[s][name]) for name in class_names] for s in SPLITS}
         labels = {s: np.repeat(np.arange(len(class_names), dtype=np.int64), counts[s]) for s in SPLITS}
-        for split in SPLITS:
-            if not files[split]:
-                raise root_error(folder, f"the {split} pool is empty: each class has too few images for "
-                                         f"test_fraction={self.test_fraction}; add images or change it")
         per_class = {n: {s: len(by_split[s][n]) for s in SPLITS} for n in class_names}
         rule = ("train/ and test/ are the given pools" if given else
                 f"per class a fixed-seed (seed {SPLIT_SEED}) {self.test_fraction:.0%} test pool")

@@ -12,6 +12,12 @@
   counterpart made by the split's anomaly generator, so validation and test are half normal, half
   anomalous.
 
+Every share of a pool is `share_count` images (rounded half to even). A setup that would leave a
+detector fewer than `MIN_TRAIN` training images, or a split with one label only where the protocol
+needs two (a one-vs-all validation or test set, with `train_fraction` < 1 for validation: at 1 the
+protocol has no validation split by design) or an empty validation set, is refused before any
+work with one ConfigError naming the key, the class or pool, its image count and the count needed.
+
 A split never copies the pools: it indexes the decoded natural images (torch tensors, possibly
 memory-mapped, or numpy arrays) and stores only the altered counterparts, which are generated once
 per run, deterministically per (seed, split, natural image index), so every method sees the same
@@ -25,6 +31,7 @@ kernel can write back and drop, freed when the run ends) instead of anonymous me
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import tempfile
@@ -44,6 +51,9 @@ _SPLIT_STREAM, _SUBSAMPLE_STREAM, _LABELED_STREAM = 1, 2, 4
 _GENERATION_BATCH = 500
 # Altered sets at least this large go to a memory-mapped file when the dataset gives an mmap_dir.
 _MMAP_MIN_BYTES = 64 << 20
+# The fewest images a detector is fitted on: a single image has no spread (PCA keeps no component,
+# batch statistics are undefined), so a split that would train on one is refused.
+MIN_TRAIN = 2
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +240,90 @@ def _subsample(keys: np.ndarray, labels: np.ndarray, limit: int | None, rng: np.
     return keys[rows], labels[rows]
 
 
+def share_count(fraction: float, n: int) -> int:
+    """How many of `n` images a share `fraction` takes: round(fraction x n), halves to even (Python's
+    round). The one rounding of every split: these protocols' and the sources' (source.seeded_split)."""
+    return int(round(fraction * n))
+
+
+def fewest_images(fraction: float, taken: int, left: int) -> int | None:
+    """The fewest images whose `fraction` share takes at least `taken` and leaves at least `left`;
+    every larger count does too (both parts grow with the count). None when none does (fraction 1
+    leaves nothing)."""
+    if (left > 0 and fraction >= 1.0) or (taken > 0 and fraction <= 0.0):
+        return None
+    # a rounded part reaches k from about (k - 1/2) / its share on: search from just below that
+    n_taken = _least(lambda n: share_count(fraction, n) >= taken, (taken - 0.5) / fraction) if taken else 0
+    n_left = _least(lambda n: n - share_count(fraction, n) >= left, (left - 0.5) / (1.0 - fraction)) if left else 0
+    return max(n_taken, n_left)
+
+
+def _least(holds, estimate: float) -> int:
+    """The least n >= 0 for which `holds`, a condition that holds from about `estimate` on."""
+    return next(n for n in itertools.count(max(0, math.floor(estimate) - 2)) if holds(n))
+
+
+def _labeled_count(fraction: float, n_pool: int) -> int:
+    """The labeled anomalies a semi-supervised one-vs-all run draws from a class of `n_pool` train images."""
+    return min(n_pool, max(1, share_count(fraction, n_pool)))
+
+
+def _plural(n: int, noun: str = "image") -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _check_one_vs_all(images: NaturalImages, normal_class: int, train_fraction: float,
+                      labeled_anomaly_class: int | None, labeled_anomaly_fraction: float) -> None:
+    """Refuse a normal class whose splits leave too little: fewer than MIN_TRAIN images to train, no
+    normal image to validate (train_fraction < 1), no normal or no anomalous image to test, or no
+    anomaly left to validate once the labeled anomalies are drawn (at train_fraction 1, an empty
+    validation set)."""
+    name, key = images.class_names[normal_class], "setup.normal_class"
+    train_counts = np.bincount(np.asarray(images.train_labels), minlength=len(images.class_names))
+    test_counts = np.bincount(np.asarray(images.test_labels), minlength=len(images.class_names))
+    n_pool, validates = int(train_counts[normal_class]), train_fraction < 1.0
+    n_train = share_count(train_fraction, n_pool)
+    if n_train < MIN_TRAIN or (validates and n_pool - n_train < 1):
+        need = fewest_images(train_fraction, MIN_TRAIN, int(validates))
+        uses = f"{MIN_TRAIN} to train" + (", 1 to validate" if validates else "")
+        raise ConfigError(key, normal_class, f"class {name} has {_plural(n_pool)} in the train pool; one_vs_all "
+                          f"with train_fraction={train_fraction} needs at least {need} ({uses})")
+    if test_counts[normal_class] < 1:
+        raise ConfigError(key, normal_class, f"class {name} has 0 images in the test pool; one_vs_all needs "
+                          "at least 1 normal image to test")
+    if test_counts.sum() - test_counts[normal_class] < 1:
+        raise ConfigError(key, normal_class, f"the classes other than {name} have 0 images in the test pool; "
+                          "one_vs_all needs at least 1 anomaly to test")
+    n_others = int(train_counts.sum() - n_pool)
+    n_labeled = 0 if labeled_anomaly_class is None else _labeled_count(
+        labeled_anomaly_fraction, int(train_counts[labeled_anomaly_class]))
+    if n_others - n_labeled < 1:
+        labeled = f", less {_plural(n_labeled, 'labeled anomaly')}," if n_labeled else ""
+        raise ConfigError(key if labeled_anomaly_class is None else "setup.labeled_anomaly_class",
+                          normal_class if labeled_anomaly_class is None else labeled_anomaly_class,
+                          f"the classes other than {name} have {_plural(n_others)} in the train pool{labeled} "
+                          "leaving no anomaly to validate; one_vs_all needs at least 1")
+
+
+def _check_alteration(images: NaturalImages, fraction: float, val_fraction: float | None) -> None:
+    """Refuse a pool too small to give validation 1 image and leave the rest its split's minimum
+    (MIN_TRAIN to train, or 1 to test), or a train pool below MIN_TRAIN when validation comes from
+    the test pool."""
+    from_train = images.val_from == "train"
+    n_pool = len(images.train_labels if from_train else images.test_labels)
+    rest, rest_need = ("train", MIN_TRAIN) if from_train else ("test", 1)
+    n_val = share_count(fraction, n_pool)
+    if n_val < 1 or n_pool - n_val < rest_need:
+        share = f"{fraction}" if val_fraction is not None else f"null: {images.name}'s {fraction}"
+        raise ConfigError("setup.val_fraction", val_fraction, f"{share} of the {images.val_from} pool "
+                          f"({_plural(n_pool)}) validates; alteration needs at least "
+                          f"{fewest_images(fraction, 1, rest_need)} there (1 to validate, {rest_need} to {rest})")
+    n_train = len(images.train_labels)
+    if not from_train and n_train < MIN_TRAIN:
+        raise ConfigError("setup", "alteration", f"the train pool of {images.name} has {_plural(n_train)}; "
+                          f"alteration trains on all of it and needs at least {MIN_TRAIN}")
+
+
 def _check_class(key: str, value: int, images: NaturalImages) -> None:
     n_classes = len(images.class_names)
     if not 0 <= value < n_classes:
@@ -254,17 +348,19 @@ def one_vs_all(
             "there is no other class to be anomalous; use setup=alteration"
         )
     _check_class("setup.normal_class", normal_class, images)
+    if labeled_anomaly_class is not None:
+        _check_class("setup.labeled_anomaly_class", labeled_anomaly_class, images)
+    _check_one_vs_all(images, normal_class, train_fraction, labeled_anomaly_class, labeled_anomaly_fraction)
     limits = limits or {}
     train_labels = images.train_labels.numpy()
     normal = np.flatnonzero(train_labels == normal_class)
     normal = _rng(seed, _SPLIT_STREAM).permutation(normal)
-    n_train = int(round(train_fraction * len(normal)))
+    n_train = share_count(train_fraction, len(normal))
     train_keys = np.sort(normal[:n_train])
     labeled_keys = np.empty(0, dtype=np.int64)
     if labeled_anomaly_class is not None:
-        _check_class("setup.labeled_anomaly_class", labeled_anomaly_class, images)
         pool = _rng(seed, _LABELED_STREAM).permutation(np.flatnonzero(train_labels == labeled_anomaly_class))
-        labeled_keys = np.sort(pool[: max(1, int(round(labeled_anomaly_fraction * len(pool))))])
+        labeled_keys = np.sort(pool[: _labeled_count(labeled_anomaly_fraction, len(pool))])
     val_keys = np.setdiff1d(np.arange(len(train_labels)), np.concatenate([train_keys, labeled_keys]))
     val_labels = (train_labels[val_keys] != normal_class).astype(np.int64)
     test_keys = np.arange(len(images.test_labels))
@@ -329,10 +425,11 @@ def alteration(
     dataset's `default_val_fraction` of its `val_from` pool."""
     limits = limits or {}
     fraction = images.default_val_fraction if val_fraction is None else val_fraction
+    _check_alteration(images, fraction, val_fraction)
     from_train = images.val_from == "train"
     n_pool = len(images.train_labels if from_train else images.test_labels)
     order = _rng(seed, _SPLIT_STREAM).permutation(n_pool)
-    n_val = int(round(fraction * n_pool))
+    n_val = share_count(fraction, n_pool)
     val_keys, rest = np.sort(order[:n_val]), np.sort(order[n_val:])
     if from_train:
         train_keys, test_keys, val_pool = rest, np.arange(len(images.test_labels)), images.train_images

@@ -23,9 +23,11 @@ import numpy as np
 from ..schema import positive
 from .images import NaturalImages, PoolCounts
 from .loader import load_images
+from .protocols import share_count
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-
+# The one list of image files, for every file source (`image_files`) and the scorer (`find_images`):
+# the formats Pillow decodes without plugins (decode.decode_one), matched in any case.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
 @dataclass
@@ -133,20 +135,45 @@ class ImageSource(abc.ABC):
         return load_images(self, progress)
 
 
+def is_hidden(name: str) -> bool:
+    """A hidden file or folder name (a leading dot: .git, .DS_Store, ._x.jpg), never read as data."""
+    return name.startswith(".")
+
+
+def is_image_name(name: str) -> bool:
+    """A visible file name with one of IMAGE_EXTENSIONS, in any case (x.JPG is an image)."""
+    return not is_hidden(name) and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
 def image_files(folder: pathlib.Path, prefix: str = "") -> list[str]:
-    """The image files directly in `folder` (by extension, no hidden files) as sorted `prefix + name`."""
+    """The image files directly in `folder` (`is_image_name`) as sorted `prefix + name`."""
     with os.scandir(folder) as it:
-        names = [
-            e.name
-            for e in it
-            if e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.name.startswith(".") and e.is_file()
-        ]
+        names = [e.name for e in it if is_image_name(e.name) and e.is_file()]
     return sorted(prefix + n for n in names)
 
 
 def sub_folders(folder: pathlib.Path) -> list[pathlib.Path]:
     """The visible sub-folders of `folder`, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not is_hidden(p.name))
+
+
+def find_images(path: pathlib.Path) -> list[pathlib.Path]:
+    """The images a user named (the scorer's inputs), sorted.
+
+    A path that is not a folder is returned as given, whatever its extension: the user named that
+    file (whether it exists and decodes is the caller's to report). A folder is searched
+    recursively for `is_image_name` files, skipping every hidden file and folder below it (the
+    given folder itself may be hidden: the user named it); symbolic links to folders are not followed.
+    """
+    path = pathlib.Path(path)
+    if not path.is_dir():
+        return [path]
+    found = []
+    for parent, folders, names in os.walk(path):
+        folders[:] = [name for name in folders if not is_hidden(name)]  # os.walk descends only into these
+        found += [pathlib.Path(parent, name) for name in names
+                  if is_image_name(name) and os.path.isfile(os.path.join(parent, name))]
+    return sorted(found)
 
 
 def seeded_split(files: list[str], test_share: float, seed: int, stream: str) -> tuple[list[str], list[str]]:
@@ -154,5 +181,5 @@ def seeded_split(files: list[str], test_share: float, seed: int, stream: str) ->
     numpy generator seeded with (seed, crc32(stream)), so the split is the same on every run and
     machine and does not depend on the other classes or the run's seed."""
     order = np.random.default_rng([seed, zlib.crc32(stream.encode("utf-8"))]).permutation(len(files))
-    n_test = int(round(test_share * len(files)))
+    n_test = share_count(test_share, len(files))
     return [files[i] for i in order[n_test:]], [files[i] for i in order[:n_test]]
