@@ -29,6 +29,13 @@ def temporary_path(path: Path) -> Path:
     return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
 
 
+def is_temporary_of(path: Path, target: Path) -> bool:
+    """`path` is a `temporary_path(target)`: in its folder, named after it exactly."""
+    path, target = Path(path), Path(target)
+    pattern = rf"\.{re.escape(target.name)}\.\d+\.[0-9a-f]{{32}}\.tmp"
+    return path.parent == target.parent and re.fullmatch(pattern, path.name) is not None
+
+
 def temporary_writer(path: Path) -> int | None:
     """The PID of the process that made the temporary file `path` (a `temporary_path`), else None."""
     match = _TEMPORARY_NAME.match(Path(path).name)

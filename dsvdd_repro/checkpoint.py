@@ -5,7 +5,9 @@ needs to resume bit-identically (network, optimizer, schedule, regularizer head,
 random generators' states, the history, the best state so far). It is written atomically
 (dsvdd_repro/atomic.py), so a kill leaves the previous complete checkpoint, never half of one;
 without fsync, so a power cut may damage it, and an unreadable one is ignored with a warning. It is
-removed when the run is done; a finished run keeps only its selected model (`model.pt`).
+read as data only (dsvdd_repro/received.py): one holding any object besides tensors and plain values
+is ignored with a one-line warning, never unpickled, and the run starts over. It is removed when
+the run is done; a finished run keeps only its selected model (`model.pt`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write_bytes
+from .received import load_data
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +39,11 @@ class Checkpoint:
         if self.path is None or not self.path.is_file():
             return None
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as error:  # a file from another version or a damaged disk: start over
-            log.warning("ignoring unreadable checkpoint %s (%s)", self.path, str(error).splitlines()[0])
+            state = load_data(self.path)  # tensors and plain values only: a received folder runs no code
+        except ValueError as error:  # crafted, from another version or damaged: never used, start over
+            log.warning("ignoring checkpoint: %s", error)
             return None
-        if state.get("format") != FORMAT or state.get("stage") != stage:
+        if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("stage") != stage:
             return None
         return state
 

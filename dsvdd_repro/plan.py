@@ -16,7 +16,6 @@ import hashlib
 import heapq
 import json
 import os
-import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from .calibration import FIT_ROWS, Calibration, device_label
 from .config import register_configs
 from .cost import RunWork, data_here, run_work
 from .execution import Execution
-from .runs import RunDirError, finished_run, identity_of, run_folder_of
+from .runs import RunDirError, finished_run, identity_of, run_folder_of, verified_memo
 from .sweep_filter import validation_error
 
 
@@ -64,15 +63,16 @@ def sweep_containers(name: str, profile: str, launcher: str, weights: str, runs_
     config tree and the arguments (an expansion composes once per group combination, ~0.1 s each);
     whether a run is done is read from the runs folder every time."""
     arguments = [f"experiment={name}", f"profile={profile}", f"launcher={launcher}", f"profile.weights={weights}"]
-    path = Path(cache_root) / "plan" / "sweeps" / f"{_sweep_key(arguments)}.pkl"
-    try:
-        launcher_info, expanded, seconds = pickle.loads(path.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError):
+    path = Path(cache_root) / "plan" / "sweeps" / f"{_sweep_key(arguments)}.json"
+    try:  # JSON, not a pickle: a cache folder may be shared or received, and is read as data only
+        cached = json.loads(path.read_text())
+        launcher_info, expanded, seconds = tuple(cached["launcher"]), cached["expanded"], float(cached["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
         tic = time.perf_counter()
         launcher_info, expanded = _expand(arguments, runs_dir)
         seconds = time.perf_counter() - tic  # what the sweep itself will spend expanding
-        atomic_write_bytes(path, pickle.dumps((launcher_info, expanded, seconds), protocol=pickle.HIGHEST_PROTOCOL),
-                           durable=False)
+        text = json.dumps({"launcher": launcher_info, "expanded": expanded, "seconds": seconds})
+        atomic_write_bytes(path, text.encode(), durable=False)
     jobs = []
     for error, container in expanded:
         if error is not None:
@@ -81,7 +81,7 @@ def sweep_containers(name: str, profile: str, launcher: str, weights: str, runs_
         run_identity = identity_of(container)
         folder = str(Path(runs_dir) / run_folder_of(container, run_identity))
         try:
-            status = "done" if finished_run(Path(folder), run_identity) else "run"
+            status = "done" if finished_run(Path(folder), run_identity, verified_memo()) else "run"
         except RunDirError:  # the folder holds another configuration's finished run
             status = "invalid"
         jobs.append((status, folder, container))

@@ -6,10 +6,10 @@ anomaly node of a setup that has none (one-vs-all). Its hash (`HASH_LENGTH` hex 
 the folder and is recorded in metrics.json as `config_hash`. A run writes `scores.npz`, `model.pt`
 and last `metrics.json` atomically (dsvdd_repro/atomic.py): a killed run leaves either nothing or a
 complete file. A run is finished when its `metrics.json` says `status: done` (or `diverged`: a
-final outcome too) and every file it names under `files` exists with the recorded size (sha256
-recorded too); anything else (nothing, `failed`, a missing or resized file) runs again on
-relaunch. A finished run's folder is never written again: the check happens before anything is
-written, and a run holds `.lock` (an exclusive flock) while it works, so a second launch of the
+final outcome too) and every file it names under `files` exists with the recorded size and sha256
+(dsvdd_repro/integrity.py); anything else (nothing, `failed`, a missing or changed file) runs again
+on relaunch. A finished run's folder is never written again: the check happens before anything is
+written, and a run holds `.dsvdd_repro.lock` (an exclusive flock) while it works, so a second launch of the
 same run skips it instead of training it twice.
 """
 
@@ -32,13 +32,16 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, is_temporary_of
+from .checkpoint import CHECKPOINT_FILE
 from .config import EXECUTION_KEYS, INTRODUCED_KEYS
+from .data.cache import default_cache_root
+from .integrity import changed_files
 
 METRICS_FILE = "metrics.json"
 SCORES_FILE = "scores.npz"
 MODEL_FILE = "model.pt"
-LOCK_FILE = ".lock"
+LOCK_FILE = ".dsvdd_repro.lock"  # a name of its own: a user's `.lock` in the folder is not ours
 LOG_FILE = "train.log"
 HASH_LENGTH = 12
 log = logging.getLogger(__name__)
@@ -68,10 +71,15 @@ def write_scores(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+# model.pt's format: 2 holds tensors and plain values only (a shallow model as skops bytes); the
+# unnumbered format before it pickled a shallow baseline's scikit-learn objects (dsvdd_repro/received.py)
+MODEL_FORMAT = 2
+
+
 def write_model(path: Path, state: dict) -> None:
-    """model.pt: what `dsvdd_repro.score` needs of a fitted detector (its `export()`)."""
+    """model.pt: what `dsvdd_repro.score` needs of a fitted detector (its `export()`), with its format."""
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save({**state, "format": MODEL_FORMAT}, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -195,34 +203,25 @@ class RunDirError(ValueError):
 FINAL_STATUSES = ("done", "diverged")
 
 
-def file_record(path: Path) -> dict:
-    """What metrics.json records of a file it names: its size and sha256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+def recorded_files(metrics: dict) -> dict:
+    """{name: record} of the files metrics.json names (runs written before files were recorded name
+    none: their scores file must exist, with no record to check)."""
+    return metrics.get("files") or {SCORES_FILE: None}
 
 
-def missing_files(run_dir: Path, metrics: dict) -> list[str]:
-    """The files metrics.json names that are absent or of another size (runs written before files
-    were recorded name none: their scores file must exist)."""
-    named = metrics.get("files") or {SCORES_FILE: None}
-    bad = []
-    for name, record in named.items():
-        path = Path(run_dir) / name
-        if not path.is_file() or (record is not None and path.stat().st_size != record["bytes"]):
-            bad.append(name)
-    return bad
+def verified_memo() -> Path:
+    """Where skip-if-done remembers the files it hashed (dsvdd_repro/integrity.py)."""
+    return default_cache_root(None) / "verified"
 
 
-def finished_run(run_dir: Path, run_identity: dict) -> dict | None:
+def finished_run(run_dir: Path, run_identity: dict, memo: Path | None = None) -> dict | None:
     """The metrics of the finished run in `run_dir`, or None; a finished run of another identity
-    there is an error (it is never overwritten)."""
+    there is an error (it is never overwritten). Its files are checked by sha256 (`memo`: a folder
+    of files already verified, see dsvdd_repro/integrity.py)."""
     existing = read_metrics(run_dir)
     if not existing or existing.get("status") not in FINAL_STATUSES:
         return None
-    bad = missing_files(run_dir, existing)
+    bad = changed_files(run_dir, recorded_files(existing), memo)
     if bad:
         log.warning("%s says %s but %s missing or changed: the run is done again", Path(run_dir) / METRICS_FILE,
                     existing["status"], ", ".join(bad) + (" is" if len(bad) == 1 else " are"))
@@ -255,14 +254,24 @@ def run_lock(run_dir: Path) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# the files a run writes atomically, below its folder: the only temporary files it may remove
+RUN_FILES = (METRICS_FILE, SCORES_FILE, MODEL_FILE, CHECKPOINT_FILE, ".hydra/config.yaml", ".hydra/overrides.yaml")
+
+
 def remove_stale_temporaries(run_dir: Path) -> list[str]:
-    """Temporary files of killed writers in a run folder (called under the run's lock, so no live
-    writer owns one)."""
+    """Temporary files of killed writers of this run's own files (called under the run's lock, so
+    no live writer owns one). Only the exact names `atomic.temporary_path` gives RUN_FILES: a
+    user's own `.*.tmp` files in a folder a run is launched into are never touched."""
     removed = []
-    for path in Path(run_dir).glob(".*.tmp"):
-        path.unlink(missing_ok=True)
-        removed.append(path.name)
-    return removed
+    for name in RUN_FILES:
+        target = Path(run_dir) / name
+        if not target.parent.is_dir():
+            continue
+        for path in target.parent.glob(f".{target.name}.*.tmp"):
+            if is_temporary_of(path, target):
+                path.unlink(missing_ok=True)
+                removed.append(str(path.relative_to(run_dir)))
+    return sorted(removed)
 
 
 def _git(*args: str) -> str | None:

@@ -24,6 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 
 T = TypeVar("T")
 
+# (group, option name) -> the `_target_` of every node registered with `config_node`: the only
+# targets a config read back from a run folder may name (dsvdd_repro/received.py)
+NODE_TARGETS: dict[tuple[str, str], str | None] = {}
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot be run; the message is one line for the user."""
@@ -44,6 +48,7 @@ def config_node(group: str, name: str) -> Callable[[type[T]], type[T]]:
     def register(cls: type[T]) -> type[T]:
         node = dataclass(cls)
         ConfigStore.instance().store(group=group, name=name, node=node)
+        NODE_TARGETS[(group, name)] = getattr(node, "_target_", None)
         return node
 
     return register

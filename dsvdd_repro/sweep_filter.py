@@ -22,7 +22,7 @@ from typing import Any
 
 from .config import NODE_GROUPS, validate
 from .models.weights import WeightsError
-from .runs import RunDirError, finished_run, identity_of, run_folder_of
+from .runs import RunDirError, finished_run, identity_of, run_folder_of, verified_memo
 from .schema import ConfigError
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def classify(job: Any) -> tuple[str, str]:
     folder, run_identity = job_run_folder(job)
     run_dir = Path(job.sweep_dir()) / folder
     try:
-        if finished_run(run_dir, run_identity):
+        if finished_run(run_dir, run_identity, verified_memo()):
             return "done", str(run_dir)
     except RunDirError as error:
         return "invalid", str(error)

@@ -30,6 +30,7 @@ from .data.cache import default_cache_root
 from .data.errors import DatasetRootError
 from .data.protocols import ProtocolSplits
 from .evaluation import auroc
+from .integrity import file_record
 from .methods.base import RunContext
 from .models.weights import WeightsError, imagenet_weights_path, load_imagenet_state
 from .runs import (
@@ -39,13 +40,13 @@ from .runs import (
     SCORES_FILE,
     RunDirError,
     config_hash,
-    file_record,
     finished_run,
     identity,
     provenance,
     remove_stale_temporaries,
     run_axes,
     run_lock,
+    verified_memo,
     write_json,
     write_model,
     write_scores,
@@ -89,7 +90,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> d
         load_imagenet_state()  # downloads them, or fails in one line before any work
     run_dir = Path(run_dir)
     run_identity = identity(cfg)
-    existing = finished_run(run_dir, run_identity)
+    existing = finished_run(run_dir, run_identity, verified_memo())
     if existing:  # checked before anything is written: a finished folder is never touched
         log.info("already %s, skipping: %s (test AUC %s)", existing["status"], run_dir, existing.get("test_auc"))
         return {**existing, "status": "skipped"}
@@ -97,7 +98,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> d
         if not held:
             log.info("running in another process, skipping: %s", run_dir)
             return {"status": "skipped", "error": "running in another process"}
-        existing = finished_run(run_dir, run_identity)  # it may have finished while we waited
+        existing = finished_run(run_dir, run_identity, verified_memo())  # it may have finished while we waited
         if existing:
             return {**existing, "status": "skipped"}
         stale = remove_stale_temporaries(run_dir)

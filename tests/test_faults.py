@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dsvdd_repro.runs import LOCK_FILE
+
 pytestmark = pytest.mark.slow
 
 # LeNet with bias and the noise regularizer on a tiny image-folder dataset: a checkpoint holds a
@@ -59,7 +61,7 @@ def outcome(run_dir: Path) -> dict:
 
 
 def temporaries(*folders: Path) -> list[str]:
-    return [str(p) for folder in folders for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name == ".lock"]
+    return [str(p) for folder in folders for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name == LOCK_FILE]
 
 
 @pytest.fixture(scope="module")

@@ -126,6 +126,6 @@ def test_make_plan_prints_the_plan_and_caches_the_calibration(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     assert "| ruff2018 | 2 | 0 | 0 | 0 | 0 |" in first.stdout and "measured now: autoencoder, network, startup" in first.stdout
     assert (tmp_path / "plan" / "calibration.json").is_file()
-    assert len(list((tmp_path / "plan" / "sweeps").glob("*.pkl"))) == 1  # the expansion, kept for the next plan
+    assert len(list((tmp_path / "plan" / "sweeps").glob("*.json"))) == 1  # the expansion, kept for the next plan
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "calibration.json (cached)" in again.stdout

@@ -121,6 +121,14 @@ class FeatureExtractor(ABC):
     def describe(self) -> dict:
         return {"features": self.name, **self.params()}
 
+    def export_state(self) -> dict:
+        """The fitted state as tensors and plain values (model.pt holds data only)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Restore `export_state()` on an extractor built from the same config."""
+        del state  # an extractor that fits nothing has nothing to restore
+
 
 # -- PCA of raw pixels ---------------------------------------------------------------------------
 
@@ -211,6 +219,15 @@ class PCAFeatures(FeatureExtractor):
         log.info("PCA: %d of %d dimensions keep %.4f of the variance", k, x.shape[1], info["retained_variance"])
         return info
 
+    def export_state(self) -> dict:
+        s = self.state
+        return {"low": s["low"], "high": s["high"], "mean": torch.from_numpy(s["mean"]),
+                "components": torch.from_numpy(s["components"])}
+
+    def load_state(self, state: dict) -> None:
+        self.state = {"low": float(state["low"]), "high": float(state["high"]), "mean": state["mean"].numpy(),
+                      "components": state["components"].numpy()}
+
     def transform(self, split: SplitData) -> np.ndarray:
         if self.state is None:
             raise RuntimeError("PCAFeatures.transform() before fit()")
@@ -258,6 +275,12 @@ class CNNFeatures(FeatureExtractor):
 
     def describe(self) -> dict:
         return {**super().describe(), "weights_used": self.net.weights_info}
+
+    def export_state(self) -> dict:
+        return {"net": self.net.state_dict()}
+
+    def load_state(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
 
     @torch.no_grad()
     def transform(self, split: SplitData) -> np.ndarray:

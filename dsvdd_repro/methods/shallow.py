@@ -23,6 +23,8 @@ listing them. Ours, fixed before looking at any test score:
   `method.max_samples` (256) samples per tree (capped at the training size), all features,
   seeded with `seed`; nothing to select. Its val AUC is reported for information.
 - Scores: OC-SVM -decision_function, IF -score_samples, so higher = more anomalous.
+- Saved model (model.pt): the extractor's arrays or weights and the scikit-learn model as skops
+  bytes, loaded with only the types the algorithm needs trusted: no pickle (dsvdd_repro/received.py).
 """
 
 from __future__ import annotations
@@ -33,15 +35,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import skops.io
 from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
 from tqdm.auto import tqdm
 
 from ..data.protocols import SplitData
 from ..evaluation import auroc
+from ..received import UnsafeFileError, one_line
 from ..schema import ConfigError, at_least, build, config_node, in_range, one_of
 from .base import Detector, RunContext
-from .features import FeatureCache, selection_rows, subset, unlabeled_train
+from .features import FeatureCache, FeatureExtractor, selection_rows, subset, unlabeled_train
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +119,37 @@ class ShallowDetector(Detector):
         return np.asarray(self._score(self.features.features(split)), dtype=np.float64)
 
     def export(self) -> dict:
-        """The fitted feature extractor (PCA with its preprocessing, or the CNN) and the fitted model."""
-        return {"extractor": self.features.extractor, "model": self.model}
+        """The fitted feature extractor's state (PCA's arrays, or the CNN's weights) and the fitted
+        model as skops bytes: data only, no pickle (dsvdd_repro/received.py)."""
+        return {"extractor": self.features.extractor.export_state(), "model": skops.io.dumps(self.model)}
 
     def load_export(self, state: dict) -> None:
-        extractor = state["extractor"]
-        if hasattr(extractor, "net"):  # a CNN: loaded onto the scoring device (torch.load's map_location)
-            extractor.device = next(extractor.net.parameters()).device
-        self.features = FeatureCache(extractor, None, enabled=False)
+        extractor, model = state["extractor"], state["model"]
+        if isinstance(extractor, FeatureExtractor):  # the pickled format before MODEL_FORMAT 2 (--trust)
+            if hasattr(extractor, "net"):  # a CNN: loaded onto the scoring device (torch.load's map_location)
+                extractor.device = next(extractor.net.parameters()).device
+            self.features = FeatureCache(extractor, None, enabled=False)
+        else:
+            self.features.extractor.load_state(extractor)
+            self.features = FeatureCache(self.features.extractor, None, enabled=False)
+            model = self._load_model(model)
         self.features._fitted = True  # fitted when the run saved it
-        self.model = state["model"]
+        self.model = model
+
+    # the fitted model's class, and the types skops must be told to trust to load it (beyond its own
+    # defaults: scikit-learn estimators, numpy, builtins); nothing else in a received file is loaded
+    model_class: type = type(None)
+    skops_trusted: tuple[str, ...] = ()
+
+    def _load_model(self, data: bytes):
+        try:
+            model = skops.io.loads(bytes(data), trusted=list(self.skops_trusted))
+        except Exception as error:  # noqa: BLE001 - skops raises its own types for untrusted content
+            raise UnsafeFileError(f"the saved {self.algorithm} model is not loaded ({one_line(error)})") from None
+        if not isinstance(model, self.model_class):
+            raise UnsafeFileError(f"the saved {self.algorithm} model is a {type(model).__name__}, "
+                                  f"not a {self.model_class.__name__}")
+        return model
 
     def _fit(self, x_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> dict:
         raise NotImplementedError
@@ -197,6 +222,7 @@ class IForestConfig(ShallowConfig):
 
 class OCSVMDetector(ShallowDetector):
     algorithm = "ocsvm"
+    model_class = OneClassSVM
 
     def __init__(self, features: FeatureCache | None, *, nus: Sequence[float] = (0.01, 0.1),
                  gamma_exponents: Sequence[int] = tuple(range(-10, 0)), gamma_unit: str = "absolute",
@@ -246,6 +272,8 @@ class OCSVMDetector(ShallowDetector):
 
 class IForestDetector(ShallowDetector):
     algorithm = "iforest"
+    model_class = IsolationForest
+    skops_trusted = ("sklearn.tree._tree.Tree",)  # the trees' node arrays
 
     def __init__(self, features: FeatureCache | None, *, trees: int = 100, max_samples: int = 256, **common):
         super().__init__(features, **common)

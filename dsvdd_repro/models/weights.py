@@ -12,8 +12,6 @@ one WeightsError line naming `model.weights`, the path and what is wrong.
 from __future__ import annotations
 
 import functools
-import hashlib
-import re
 import socket
 from pathlib import Path
 
@@ -21,29 +19,15 @@ import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
+from ..integrity import sha256_of
+from ..received import one_line, refused_global, unpickler_reason
+
 # A download that cannot connect should fail fast rather than hang a cluster job.
 DOWNLOAD_TIMEOUT_S = 30
 
 
 class WeightsError(ValueError):
     """Initial weights that cannot be had or do not fit the backbone; one line for the user."""
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _reason(error: BaseException) -> str:
-    """`Type: first line of the message` (torch's and urllib's messages can span many lines)."""
-    lines = [line.strip() for line in _ANSI.sub("", str(error)).splitlines() if line.strip()]
-    return type(error).__name__ + (f": {lines[0]}" if lines else "")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def imagenet_weights_path() -> Path:
@@ -72,13 +56,13 @@ def load_imagenet_state() -> tuple[dict, dict]:
     except Exception as error:  # URLError, timeout, hash mismatch: all mean "not available here"
         raise WeightsError(
             f"model.weights=imagenet: {weights} is not at {path} and could not be downloaded from "
-            f"{weights.url} ({_reason(error)}). Copy that file to {path} (or set "
+            f"{weights.url} ({one_line(error)}). Copy that file to {path} (or set "
             "TORCH_HOME), pass model.weights=/path/to/resnet18_state_dict.pth, or use model.weights=none "
             "for random initialisation."
         ) from None
     finally:
         socket.setdefaulttimeout(previous_timeout)
-    return state, {"weights": "imagenet", "enum": str(weights), "file": str(path), "sha256": _sha256(path)}
+    return state, {"weights": "imagenet", "enum": str(weights), "file": str(path), "sha256": sha256_of(path)}
 
 
 def _load_file(path_text: str, digest: bool = True) -> tuple[dict, dict]:
@@ -95,16 +79,12 @@ def _load_file(path_text: str, digest: bool = True) -> tuple[dict, dict]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        # torch's weights-only message spans many lines: keep the line that says what it refused
-        text = _ANSI.sub("", str(error))
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-        detail = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+        refused = refused_global(error)
         if refused:
-            problem = (f"holds objects other than tensors ({refused.group(1)}), which a weights-only load "
+            problem = (f"holds objects other than tensors ({refused}), which a weights-only load "
                        "refuses; save net.state_dict(), a dict of tensors")
         else:
-            reason = f"{type(error).__name__}: {detail.group(1).strip()}" if detail else _reason(error)
-            problem = f"not a state dict saved with torch.save ({reason})"
+            problem = f"not a state dict saved with torch.save ({unpickler_reason(error)})"
         raise WeightsError(f"model.weights={path_text!r}: {problem}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
@@ -116,7 +96,7 @@ def _load_file(path_text: str, digest: bool = True) -> tuple[dict, dict]:
         raise WeightsError(f"model.weights={path_text!r}: expected a dict of tensors; not tensors: "
                            f"{_describe_keys(not_tensors)}")
     state = {str(key).removeprefix("module."): value for key, value in state.items()}
-    return state, {"weights": "file", "file": str(path.resolve()), "sha256": _sha256(path) if digest else None}
+    return state, {"weights": "file", "file": str(path.resolve()), "sha256": sha256_of(path) if digest else None}
 
 
 def _describe_keys(keys: list[str]) -> str:
