@@ -20,7 +20,8 @@ or atomically to `--out` (a failed write leaves an existing file as it was).
 Every failure is one line on standard error and exit status 2. `--trust` loads a run folder's files
 as they are (a model.pt of the pickled format earlier versions wrote); only for a copy you made or
 got from someone you trust. `--re-export` rewrites such a model.pt of a trusted copy in the current
-format (checked to give the same scores) and records the new file's hash in metrics.json.
+format (checked to give the same scores) and records the new file's hash in metrics.json; given a
+folder of runs (`runs/quick`), it does so for every run below it.
 """
 
 from __future__ import annotations
@@ -280,6 +281,34 @@ def re_export(run_dir: Path) -> str:
     return f"{run_dir / MODEL_FILE}: re-exported in model format {MODEL_FORMAT} (same scores on {PROBE_IMAGES} probe images)"
 
 
+def re_export_all(folder: Path) -> int:
+    """`re_export` of the run `folder`, or of every finished run with a model below it (a sweep's or
+    profile's runs folder); one line per run changed and a summary, on standard error. A run that
+    cannot be re-exported is named and the others go on (exit 2 at the end)."""
+    folder = Path(folder)
+    if (folder / METRICS_FILE).is_file():
+        runs = [folder]
+    else:
+        runs = sorted(path.parent for path in folder.rglob(METRICS_FILE) if (path.parent / MODEL_FILE).is_file())
+        if not runs:
+            raise ScoreError(f"{folder}: no run folder with a {MODEL_FILE} here or below")
+    changed, failed = 0, 0
+    for run_dir in runs:
+        try:
+            message = re_export(run_dir)
+        except ScoreError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        if "nothing to do" not in message or len(runs) == 1:
+            print(message, file=sys.stderr)
+        changed += "nothing to do" not in message
+    if len(runs) > 1:
+        print(f"{len(runs)} runs: {changed} re-exported, {len(runs) - changed - failed} already data only, "
+              f"{failed} failed", file=sys.stderr)
+    return 2 if failed else 0
+
+
 def _roundtrip(state: dict) -> io.BytesIO:
     """`state` as write_model saves it, in memory."""
     buffer = io.BytesIO()
@@ -302,12 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trust", action="store_true",
                         help="load the run folder's files as they are, pickles included: only for a copy you trust")
     parser.add_argument("--re-export", action="store_true",
-                        help="rewrite a trusted copy's model.pt of an earlier format as data only, then stop")
+                        help="rewrite a trusted copy's model.pt of an earlier format as data only (RUN may be "
+                             "a folder of runs: each one below it), then stop")
     args = parser.parse_args(argv)
     try:
         if args.re_export:
-            print(re_export(args.run), file=sys.stderr)
-            return 0
+            return re_export_all(args.run)
         if not args.images:
             raise ScoreError("give at least one image file or folder to score")
         if args.out is not None:

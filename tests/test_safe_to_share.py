@@ -328,8 +328,9 @@ def test_a_pickled_shallow_model_is_refused_then_re_exported_with_the_same_score
     assert "could run code" in line and f"dsvdd-score --re-export {run_dir}" in line and "--trust" in line
     code, out, _ = score_cli(run_dir, folder, "--trust")
     assert code == 0 and scores_of(out) == before
-    code, _, err = score_cli(run_dir, "--re-export")
-    assert code == 0 and "same scores" in err
+    run_copy("dsvdd")  # a run beside it whose model is data already
+    code, _, err = score_cli(tmp_path, "--re-export")  # every run below a folder
+    assert code == 0 and "same scores" in err and "2 runs: 1 re-exported, 1 already data only, 0 failed" in err
     metrics = json.loads((run_dir / METRICS_FILE).read_text())
     assert metrics["model_re_exported"]["same_scores"] and metrics["files"][MODEL_FILE] == file_record(run_dir / MODEL_FILE)
     code, out, _ = score_cli(run_dir, folder)
