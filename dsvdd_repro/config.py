@@ -26,7 +26,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from .evaluation import COLLAPSE_RATIO
 from .execution import PRECISIONS
 from .models.weights import check_weights
-from .schema import ConfigError, at_least, in_range, one_of, positive, shorten
+from .schema import ConfigError, at_least, in_range, non_negative, one_of, positive, shorten
 from .setups import AnomalyConfig
 
 # The groups whose options are nodes; a group left null is not part of the run.
@@ -39,7 +39,8 @@ NODE_PACKAGES = ("dsvdd_repro.data", "dsvdd_repro.models", "dsvdd_repro.methods"
 EXECUTION_KEYS = (
     "dataset.root", "dataset.download", "dataset.cache_dir", "trainer.device", "trainer.num_threads",
     "trainer.progress", "trainer.eval_batch_size", "trainer.precision", "trainer.channels_last",
-    "trainer.cudnn_benchmark", "trainer.data_on_device", "features.cache", "profile.weights",
+    "trainer.cudnn_benchmark", "trainer.data_on_device", "trainer.checkpoint_every_s", "features.cache",
+    "profile.weights",
 )
 # Keys added to a node after runs were made, with the value every earlier run had: a run at that
 # value keeps the identity it had before the key existed (its finished folder is still found).
@@ -76,6 +77,9 @@ class TrainerConfig:
     # a training loss above divergence_factor x the first step's ends the run as diverged
     divergence_factor: float = 1e6
     progress: bool = True
+    # seconds between checkpoints, written at the end of an epoch (0: every epoch); a scheduler's stop
+    # signal writes one at once (dsvdd_repro/checkpoint.py)
+    checkpoint_every_s: float = 300.0
 
     def __post_init__(self) -> None:
         at_least("epochs", self.epochs, 1)
@@ -88,6 +92,7 @@ class TrainerConfig:
         at_least("num_threads", self.num_threads, 1, nullable=True)
         in_range("collapse_ratio", self.collapse_ratio, 0.0, 1.0, low_open=True)
         at_least("divergence_factor", self.divergence_factor, 1.0)
+        non_negative("checkpoint_every_s", self.checkpoint_every_s)
 
 
 @dataclass

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 # network, Adam's moments, the noise head, c_t and the label stream; three epochs of three steps
 RUN = ["dataset=folder", "dataset.image_size=32", "variant=dsvdd_bias_noise", "model=lenet_cifar10",
        "setup.normal_class=0", "profile=smoke", "trainer.epochs=3", "trainer.batch_size=10",
-       "trainer.num_threads=1", "trainer.progress=false"]
+       "trainer.num_threads=1", "trainer.progress=false", "trainer.checkpoint_every_s=0"]
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from dsvdd_repro.runs import run_lock
 pytestmark = pytest.mark.slow
 
 TINY = ["dataset=fake", "variant=dsvdd_bias_noise", "model=lenet_cifar10", "profile=smoke", "trainer.epochs=2",
+        "trainer.checkpoint_every_s=0",
         "trainer.num_threads=1", "trainer.progress=false"]
 
 
@@ -100,6 +101,8 @@ def test_a_failing_final_write_logs_the_test_auc_first_and_names_the_path(tmp_pa
     assert not (run_dir / "metrics.json").exists() and (run_dir / "checkpoint.pt").exists()
     resumed = train(*TINY, f"hydra.run.dir={run_dir}", env=env)  # from the checkpoint: no epoch is redone
     assert resumed.returncode == 0 and "resumed from the checkpoint after epoch 2" in resumed.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["resumed_after_epoch"] == 2 and metrics["resumed_after_epochs"] == [2]  # not the last epoch
 
 
 def test_the_slurm_path_rehearsed_on_one_machine(tmp_path):

@@ -205,7 +205,7 @@ class GEO(Detector):
         self.data_seed = context.data_seed  # the Dirichlet fit's and validation's subsamples
         self.val_max_samples, self.max_samples_per_epoch = val_max_samples, max_samples_per_epoch
         self.fit_max_samples = fit_max_samples
-        self.checkpoint = Checkpoint(context.run_dir)  # after every epoch: a killed run resumes
+        self.checkpoint = Checkpoint.of_run(context.run_dir, context.trainer)  # a killed run resumes
 
     def describe(self) -> dict:
         return {
@@ -323,8 +323,9 @@ class GEO(Detector):
             history.append(entry)
             log.info("epoch %d/%d: loss %.4f, transformation accuracy %.4f on %d samples (%.1fs)",
                      epoch, self.epochs, entry["loss"], entry["train_acc"], entry["n_samples"], entry["seconds"])
-            self.checkpoint.save("geo", {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "rng": rng_state(rng), "torch_rng": torch_rng_state(), "history": history})
+            if self.checkpoint.due():
+                self.checkpoint.save("geo", {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                                             "rng": rng_state(rng), "torch_rng": torch_rng_state(), "history": history})
         tic = time.perf_counter()
         fit_rows = np.arange(len(train))
         if self.fit_max_samples is not None and self.fit_max_samples < len(train):

@@ -1,13 +1,16 @@
 """Several runs sharing one GPU: hydra-submitit-launcher's SLURM (and local) launcher with
-`runs_per_job`, the number of a sweep's runs packed into one job of the array.
+`runs_per_job`, the number of a sweep's runs packed into one job of the array, and status polling
+that works on clusters without accounting (`slurm_watcher.py`).
 
 A 32 px ResNet-18 run at batch 50 leaves most of a modern GPU idle; packing N runs per job runs them
 at once, each in its own process (its own CUDA context, torch threads from `trainer.num_threads`),
-on the job's one GPU. runs_per_job=1 is the stock launcher. A run's own failure is its status (as
+on the job's one GPU. Each run has its own process also with runs_per_job=1 (a job of one run). A run's own failure is its status (as
 with one run per job); a run whose process dies (killed, out of memory) is reported failed without
-taking the other runs of its job with it. A job that SLURM interrupts (time limit, preemption) is
-requeued by submitit with all its runs, and each resumes from its run's checkpoint.pt; the runs that
-had finished are skipped (their folders hold their finished runs).
+taking the other runs of its job with it. A job that SLURM interrupts is requeued with all its runs:
+on preemption or `scontrol requeue` by SLURM itself (SIGTERM, then SIGKILL after KillWait), on the
+time limit by submitit (SIGUSR2 some seconds before, then the launcher's checkpoint()); the runs
+write their checkpoint when signalled and resume from it; the runs that had finished are skipped
+(their folders hold their finished runs).
 """
 
 # No `from __future__ import annotations`: OmegaConf reads the structured config's annotations.
@@ -34,9 +37,15 @@ except ImportError:  # pragma: no cover
 def _run_one(payload: bytes) -> bytes:
     """One run of a pack, in its own process: (launcher, submitit job parameters) in, its JobReturn
     out, both cloudpickled (the JobReturn's config holds this plugin's structured config classes,
-    which Hydra imports outside sys.modules: plain pickle cannot name them)."""
+    which Hydra imports outside sys.modules: plain pickle cannot name them). SLURM's SIGTERM and
+    submitit's SIGUSR2 reach this process too: they only make the run checkpoint after its epoch
+    (dsvdd_repro/preemption.py), so that the kill that follows them takes the whole job at once and
+    SLURM requeues it, instead of this process dying alone and its pack reporting a failed run."""
     import cloudpickle
 
+    from dsvdd_repro import preemption
+
+    preemption.install()
     launcher, params = cloudpickle.loads(payload)
     return cloudpickle.dumps(launcher(*params))
 
@@ -91,8 +100,8 @@ class PackedMixin:
         return executor
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        if self.runs_per_job == 1:
-            return super().launch(job_overrides, initial_job_idx)
+        # every job runs its runs in processes of their own, runs_per_job=1 included: one way to
+        # survive a scheduler's signals (see _run_one)
         state = Singleton.get_state()
         params = []
         for index, overrides in enumerate(job_overrides, start=initial_job_idx):
@@ -108,7 +117,15 @@ class PackedMixin:
 if SlurmLauncher is not None:
 
     class PackedSlurmLauncher(PackedMixin, SlurmLauncher):
-        pass
+        def executor(self) -> Any:
+            import submitit
+
+            from hydra_plugins.dsvdd_repro_launcher.slurm_watcher import QueueWatcher
+
+            # the class attribute every SlurmJob of this process polls through (submitit has no other hook)
+            if not isinstance(submitit.slurm.slurm.SlurmJob.watcher, QueueWatcher):
+                submitit.slurm.slurm.SlurmJob.watcher = QueueWatcher(delay_s=60)
+            return super().executor()
 
     class PackedLocalLauncher(PackedMixin, LocalLauncher):
         pass

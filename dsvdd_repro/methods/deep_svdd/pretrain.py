@@ -94,7 +94,8 @@ class AutoencoderPretraining:
             schedule.step()
             losses.append(float(total) / max(n, 1))
             log.info("autoencoder epoch %d/%d: reconstruction error %.5g", epoch, self.epochs, losses[-1])
-            checkpoint.save("pretrain", {"net": net.state_dict(), "decoder": decoder.state_dict(),
-                                         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                                         "rng": rng_state(rng), "loss": losses})
+            if checkpoint.due():
+                checkpoint.save("pretrain", {"net": net.state_dict(), "decoder": decoder.state_dict(),
+                                             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                                             "rng": rng_state(rng), "loss": losses})
         return {"epochs": self.epochs, "loss": losses, "seconds": time.perf_counter() - start}

@@ -144,7 +144,7 @@ class DeepSVDD(Detector):
             lr_schedule=None if schedule is None else partial(_schedule, schedule),
             pretrain=pretrain, execution=context.execution,
         )
-        detector.checkpoint = Checkpoint(context.run_dir)
+        detector.checkpoint = Checkpoint.of_run(context.run_dir, trainer)
         return detector
 
     # -- features and scores -------------------------------------------------------------------
@@ -286,9 +286,11 @@ class DeepSVDD(Detector):
         saved = self.checkpoint.load("svdd")
         if saved is None:
             progress = self._begin(train)
-            self._save(0, optimizer, schedule, rng, progress)  # a kill in epoch 1 keeps the pretraining
+            self._save(0, optimizer, schedule, rng, progress, force=True)  # a kill in epoch 1 keeps the pretraining
         else:
             progress = self._restore(saved, optimizer, schedule, rng)
+            # the epoch now, not at the end: `progress` is the object training advances
+            progress.setdefault("resumed_after", []).append(int(progress["epoch"]))
             log.info("resumed from the checkpoint after epoch %d of %d", progress["epoch"], self.epochs)
         if not validated:
             log.info("validation holds one label (%d rows): no model selection, the last epoch is scored "
@@ -338,7 +340,9 @@ class DeepSVDD(Detector):
             "center_norm": float(self.center.norm()),
             "radius": self.best_radius if self.objective.has_radius else None,
             "fit_seconds": time.perf_counter() - start,
-            "resumed_after_epoch": None if saved is None else saved["progress"]["epoch"],
+            # the epoch this process resumed after, and every resumption of the run (preempted more than once)
+            "resumed_after_epoch": progress["resumed_after"][-1] if saved is not None else None,
+            "resumed_after_epochs": progress.get("resumed_after", []),
             **({} if diverged is None else {"diverged_at": {"epoch": diverged.epoch, "step": diverged.step},
                                             "error": str(diverged)}),
             **progress["prepared"],
@@ -382,8 +386,11 @@ class DeepSVDD(Detector):
         self.best_state = copy.deepcopy(self.net.state_dict())
         self.best_radius = float(self.radius)
 
-    def _save(self, epoch: int, optimizer, schedule, rng: np.random.Generator, progress: dict) -> None:
+    def _save(self, epoch: int, optimizer, schedule, rng: np.random.Generator, progress: dict,
+              force: bool = False) -> None:
         progress["epoch"] = epoch
+        if not (force or self.checkpoint.due()):
+            return
         self.checkpoint.save("svdd", {
             "progress": progress, "net": self.net.state_dict(), "optimizer": optimizer.state_dict(),
             "schedule": None if schedule is None else schedule.state_dict(),

@@ -1,0 +1,36 @@
+"""A scheduler's warning that a job is about to stop: SLURM's SIGTERM (preemption, `scontrol requeue`,
+`scancel`) and submitit's SIGUSR2 (before the time limit, or sent on preemption).
+
+The run processes of a SLURM job (hydra_plugins/dsvdd_repro_launcher) call `install()`: such a signal
+then only notes that a stop is coming, the run writes its checkpoint at the end of the current epoch
+whatever its interval (dsvdd_repro/checkpoint.py) and goes on until the scheduler kills the job
+(KillWait after SIGTERM, the time limit after SIGUSR2); the requeued job resumes from that
+checkpoint. A local run installs nothing: `kill` stops it as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+_noted: list[str] = []
+
+
+def install() -> None:
+    for signum in SIGNALS:
+        signal.signal(signum, _note)
+
+
+def _note(signum: int, frame) -> None:
+    name = signal.Signals(signum).name
+    if not _noted:
+        log.warning("%s received: the job is about to stop; the run writes its checkpoint after this epoch", name)
+    _noted.append(name)
+
+
+def requested() -> bool:
+    """A stop was signalled to this process."""
+    return bool(_noted)
