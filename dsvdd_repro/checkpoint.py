@@ -43,6 +43,7 @@ class Checkpoint:
         self.path = None if folder is None else Path(folder) / CHECKPOINT_FILE
         self.every_s = float(every_s)
         self.last = time.monotonic()
+        self.written, self.seconds = 0, 0.0  # what checkpointing cost this process (metrics.json)
 
     @classmethod
     def of_run(cls, run_dir: Path | None, trainer) -> Checkpoint:
@@ -68,12 +69,17 @@ class Checkpoint:
     def save(self, stage: str, state: dict) -> None:
         if self.path is None:
             return
+        tic = time.perf_counter()
         buffer = io.BytesIO()
         torch.save({"format": FORMAT, "stage": stage, **state}, buffer)
         # no fsync: a ResNet-18 checkpoint is ~180 MB every epoch; a kill keeps the page cache, and a
         # file a power cut damaged is refused on load (the run then starts over)
         atomic_write_bytes(self.path, buffer.getvalue(), durable=False)
         self.last = time.monotonic()
+        self.written, self.seconds = self.written + 1, self.seconds + time.perf_counter() - tic
+
+    def summary(self) -> dict:
+        return {"every_s": self.every_s, "written": self.written, "seconds": self.seconds}
 
     def remove(self) -> None:
         if self.path is not None:

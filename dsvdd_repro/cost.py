@@ -10,7 +10,8 @@ Image-passes are counted per network:
   baselines (once per distinct feature set: the feature cache shares them between methods).
 - altered: alteration anomalies generated for the run's splits.
 - fits: the shallow models fitted (OC-SVM: one per grid point) and the rows each is fitted on.
-- checkpoints: one per epoch (dsvdd_repro/checkpoint.py), with the network's parameter count.
+- checkpoints: the epochs that could write one (dsvdd_repro/checkpoint.py), with the network's
+  parameter count; the plan prices those written at the run's trainer.checkpoint_every_s.
 """
 
 from __future__ import annotations

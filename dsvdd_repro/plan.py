@@ -88,6 +88,13 @@ def sweep_containers(name: str, profile: str, launcher: str, weights: str, runs_
     return launcher_info, jobs, seconds
 
 
+def checkpoints_written(epochs: int, seconds: float, trainer: dict) -> int:
+    """How many of a run's `epochs` checkpoints it writes in `seconds` of work: every epoch's with
+    trainer.checkpoint_every_s = 0, else the first and one per interval (dsvdd_repro/checkpoint.py)."""
+    every = float(trainer.get("checkpoint_every_s") or 0.0)
+    return epochs if every <= 0 else min(epochs, 1 + int(seconds // every))
+
+
 def _sweep_key(arguments: list[str]) -> str:
     """The package's code and config tree, the hydra plugins, the dataset roots the configs read, the arguments."""
     digest = hashlib.sha256(json.dumps(arguments).encode())
@@ -165,10 +172,10 @@ class Pricer:
         total = 0.0
         if work.network is not None:
             rates = get(self._network(c, work))
-            total += work.train / rates["train"] + work.eval / rates["eval"]
-            total += work.checkpoints * rates["checkpoint_seconds"]
+            passes = work.train / rates["train"] + work.eval / rates["eval"]
             if work.pretrain:
-                total += work.pretrain / get(self._network(c, work, "autoencoder"))["pretrain"]
+                passes += work.pretrain / get(self._network(c, work, "autoencoder"))["pretrain"]
+            total += passes + checkpoints_written(work.checkpoints, passes, c["trainer"]) * rates["checkpoint_seconds"]
             if work.features_key in self.features_seen:
                 work.feature_eval = 0  # the feature cache computed them for an earlier run
             elif work.features_key is not None:

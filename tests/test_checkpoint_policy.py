@@ -56,3 +56,12 @@ def test_the_interval_is_validated_and_is_an_execution_key():
     assert "trainer.checkpoint_every_s" in EXECUTION_KEYS  # a finished run is found whatever the interval
     with pytest.raises(ConfigError, match="checkpoint_every_s"):
         TrainerConfig(checkpoint_every_s=-1.0)
+
+
+def test_the_plan_prices_the_checkpoints_the_interval_writes():
+    from dsvdd_repro.plan import checkpoints_written
+
+    assert checkpoints_written(31, 1000.0, {"checkpoint_every_s": 0}) == 31  # every epoch
+    assert checkpoints_written(31, 1000.0, {"checkpoint_every_s": 300}) == 4  # the first, then 3 intervals
+    assert checkpoints_written(31, 10.0, {"checkpoint_every_s": 300}) == 1
+    assert checkpoints_written(3, 1e6, {"checkpoint_every_s": 300}) == 3  # never more than the epochs

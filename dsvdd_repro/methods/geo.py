@@ -348,4 +348,5 @@ class GEO(Detector):
             "val_subsample": {"n": len(rows), "n_anomalous": int(val_subset.labels.sum()), "of": len(val)},
             "samples_per_epoch": history[-1]["n_samples"],
             "fit_seconds": time.perf_counter() - start,
+            "checkpoints": self.checkpoint.summary(),
         }

@@ -343,6 +343,7 @@ class DeepSVDD(Detector):
             # the epoch this process resumed after, and every resumption of the run (preempted more than once)
             "resumed_after_epoch": progress["resumed_after"][-1] if saved is not None else None,
             "resumed_after_epochs": progress.get("resumed_after", []),
+            "checkpoints": self.checkpoint.summary(),  # written by this process (pretraining included)
             **({} if diverged is None else {"diverged_at": {"epoch": diverged.epoch, "step": diverged.step},
                                             "error": str(diverged)}),
             **progress["prepared"],
