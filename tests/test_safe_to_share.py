@@ -5,6 +5,7 @@ when unpickled: the marker must never appear."""
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import io
 import json
@@ -79,9 +80,18 @@ def make_images(tmp_path: Path, count: int = 4) -> Path:
 
 
 def score_cli(*args: str) -> tuple[int, str, str]:
-    result = subprocess.run([sys.executable, "-m", "dsvdd_repro.score", *map(str, args)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
-    return result.returncode, result.stdout, result.stderr
+    """`dsvdd-score ARGS` in this process (its main is the command's; one real process below)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = scoring.main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_the_command_exits_2_with_one_line(tmp_path):
+    images = make_images(tmp_path, 1)
+    result = subprocess.run([sys.executable, "-m", "dsvdd_repro.score", str(tmp_path / "nowhere"), str(images)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "no such file" in one_line_error(result.returncode, result.stderr)
 
 
 def one_line_error(code: int, stderr: str) -> str:
@@ -143,7 +153,7 @@ def test_an_interpolation_in_a_recorded_config_is_refused(run_copy, tmp_path):
     assert "trainer.batch_size" in line and "interpolation" in line
 
 
-def test_a_crafted_checkpoint_is_ignored_in_one_line_and_the_run_starts_over(tmp_path):
+def test_a_crafted_checkpoint_is_ignored_in_one_line_and_users_files_are_kept(tmp_path):
     run_dir, marker = tmp_path / "run", tmp_path / "marker"
     run_dir.mkdir()
     torch.save({"format": 1, "stage": "svdd", "net": Marker(marker)}, run_dir / CHECKPOINT_FILE)
