@@ -48,17 +48,20 @@ from .data.protocols import SplitData
 from .data.source import find_images
 from .integrity import changed_files, file_record
 from .methods.base import RunContext
+from .methods.features import unlabeled_train
 from .received import UnsafeFileError, check_recorded_config, load_data, one_line
 from .runs import (
     FINAL_STATUSES,
     METRICS_FILE,
     MODEL_FILE,
     MODEL_FORMAT,
+    SCORES_FILE,
     read_metrics,
     write_json,
     write_model,
 )
 from .schema import build
+from .setups import AnomalyConfig
 
 PROBE_IMAGES = 32  # random images both formats must score alike before a re-export is written
 
@@ -263,6 +266,7 @@ def re_export(run_dir: Path) -> str:
     except ValueError as error:
         raise ScoreError(str(error)) from None
     old, cfg = load_detector(run_dir, device, trust=True)
+    refitted = _refit_if_unfitted(run_dir, metrics, old)
     size = int(cfg.dataset.image_size)
     probe = as_split(np.random.default_rng(0).integers(0, 256, (PROBE_IMAGES, 3, size, size), dtype=np.uint8))
     before = old.score(probe)
@@ -276,9 +280,48 @@ def re_export(run_dir: Path) -> str:
     write_model(run_dir / MODEL_FILE, state)
     metrics["files"][MODEL_FILE] = file_record(run_dir / MODEL_FILE)
     metrics["model_re_exported"] = {"format": MODEL_FORMAT, "at": datetime.datetime.now().isoformat(timespec="seconds"),
-                                    "probe_images": PROBE_IMAGES, "same_scores": True}
+                                    "probe_images": PROBE_IMAGES, "same_scores": True, "refitted": refitted}
     write_json(run_dir / METRICS_FILE, metrics)
-    return f"{run_dir / MODEL_FILE}: re-exported in model format {MODEL_FORMAT} (same scores on {PROBE_IMAGES} probe images)"
+    return (f"{run_dir / MODEL_FILE}: re-exported in model format {MODEL_FORMAT} (same scores on {PROBE_IMAGES} "
+            f"probe images{'; ' + refitted if refitted else ''})")
+
+
+def _refit_if_unfitted(run_dir: Path, metrics: dict, detector) -> str | None:
+    """A shallow run of an earlier version whose features all came from the cache saved its PCA
+    unfitted: fit it again on the run's own training split (the fit is deterministic) and accept it
+    only if the run's test split then scores as scores.npz says. What was done, or None."""
+    features = getattr(detector, "features", None)
+    if features is None or features.extractor.fitted:
+        return None
+    splits = run_splits(metrics)
+    features.set_train(unlabeled_train(splits.train))
+    features._fitted = False
+    features.ensure_fit()
+    with np.load(run_dir / SCORES_FILE) as saved:
+        expected, index = saved["score"], saved["index"]
+    scores = detector.score(splits.test)
+    spread = max(float(np.std(expected)), 1e-12)
+    if not np.array_equal(index, splits.test.keys) or np.max(np.abs(scores - expected)) > 1e-5 * spread:
+        raise ScoreError(f"{run_dir / MODEL_FILE}: its PCA was saved unfitted and fitting it again does not give "
+                         "the run's test scores; re-run the run instead")
+    return f"its PCA, saved unfitted, fitted again on the run's {len(splits.train)} training images gives its test scores"
+
+
+def run_splits(metrics: dict):
+    """The run's splits, rebuilt from its recorded config (dataset roots from the environment)."""
+    from hydra.core.config_store import ConfigStore
+
+    from .train import make_splits
+
+    cfg = OmegaConf.create(metrics["config"])
+    for group in ("dataset", "setup"):  # their dataclasses: the protocol's own objects
+        node = ConfigStore.instance().load(f"{group}/{cfg[group].name}.yaml").node
+        cfg[group] = OmegaConf.merge(node, cfg[group])
+    if cfg.get("anomaly") is not None:
+        cfg.anomaly = OmegaConf.merge(OmegaConf.structured(AnomalyConfig), cfg.anomaly)
+    cfg.trainer = OmegaConf.merge(OmegaConf.structured(TrainerConfig), cfg.get("trainer") or {})
+    cfg.trainer.progress = False
+    return make_splits(cfg, build(cfg.dataset).load(progress=False))
 
 
 def re_export_all(folder: Path) -> int:

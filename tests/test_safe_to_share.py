@@ -51,11 +51,12 @@ def train(*args: str, cache: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def finished_runs(tmp_path_factory) -> dict[str, Path]:
-    """A finished deep SVDD (LeNet) run and a finished OC-SVM on PCA run, on fake data."""
+    """A finished deep SVDD (LeNet) run, an OC-SVM on PCA run, and an Isolation Forest on the same
+    PCA features (all read from the feature cache: its PCA is never fitted while it runs), on fake data."""
     base = tmp_path_factory.mktemp("finished")
     runs = {}
     for name, extra in {"dsvdd": ["variant=dsvdd_bias_noise", "model=lenet_cifar10"],
-                        "ocsvm": ["variant=ocsvm_pca"]}.items():
+                        "ocsvm": ["variant=ocsvm_pca"], "iforest_cached": ["variant=iforest_pca"]}.items():
         result = train(*FAKE, *extra, f"hydra.run.dir={base / name}", cache=base / "cache")
         assert result.returncode == 0, result.stderr[-2000:]
         runs[name] = base / name
@@ -353,3 +354,28 @@ def test_a_shallow_model_file_holds_no_pickle(finished_runs):
     state = torch.load(finished_runs["ocsvm"] / MODEL_FILE, weights_only=True)
     assert state["format"] == 2 and isinstance(state["model"], bytes)
     assert all(isinstance(v, (torch.Tensor, float)) for v in state["extractor"].values())
+
+
+def test_a_run_whose_pca_features_came_from_the_cache_saves_a_fitted_pca(finished_runs, tmp_path):
+    run_dir = finished_runs["iforest_cached"]
+    assert json.loads((run_dir / METRICS_FILE).read_text())["features_info"]["cache_hits"] == [True, True]
+    state = torch.load(run_dir / MODEL_FILE, weights_only=True)
+    assert state["extractor"]["components"].ndim == 2
+    code, out, err = score_cli(run_dir, make_images(tmp_path))
+    assert code == 0 and len(scores_of(out)) == 4, err
+
+
+def test_re_export_fits_again_a_pca_saved_unfitted_and_checks_the_runs_test_scores(run_copy, tmp_path):
+    """Earlier versions saved the PCA of such a run unfitted: re-export fits it on the run's own
+    training split and writes it only if the run's test split then scores as its scores.npz."""
+    run_dir = run_copy("iforest_cached")
+    detector, _ = scoring.load_detector(run_dir, torch.device("cpu"))
+    detector.features.extractor.state = None  # as the earlier versions saved it
+    legacy = io.BytesIO()
+    torch.save({"extractor": detector.features.extractor, "model": detector.model}, legacy)
+    (run_dir / MODEL_FILE).write_bytes(legacy.getvalue())
+    record_model(run_dir)
+    code, _, err = score_cli(run_dir, "--re-export")
+    assert code == 0 and "fitted again on the run's" in err and "gives its test scores" in err, err
+    code, out, err = score_cli(run_dir, make_images(tmp_path))
+    assert code == 0 and len(scores_of(out)) == 4, err

@@ -106,6 +106,11 @@ class FeatureExtractor(ABC):
     name: str
     needs_fit: bool = False
 
+    @property
+    def fitted(self) -> bool:
+        """Ready to transform (an extractor that needs a fit has had it)."""
+        return not self.needs_fit
+
     @abstractmethod
     def params(self) -> dict:
         """Everything besides the input images that determines the features (the cache key)."""
@@ -192,6 +197,10 @@ class PCAFeatures(FeatureExtractor):
         self.variance, self.gcn = float(variance), bool(gcn)
         self.batch_size, self.progress = batch_size, progress
         self.state: dict | None = None
+
+    @property
+    def fitted(self) -> bool:
+        return self.state is not None
 
     def params(self) -> dict:
         return {"pca_variance": self.variance, "gcn": self.gcn}
@@ -316,7 +325,7 @@ class FeatureCache:
         self.train = train
         self.train_hash = content_hash(train) if self.extractor.needs_fit else None
 
-    def _ensure_fit(self) -> None:
+    def ensure_fit(self) -> None:
         if self.extractor.needs_fit and not self._fitted:
             if self.train is None:
                 raise RuntimeError("FeatureCache: set_train() first")
@@ -324,7 +333,7 @@ class FeatureCache:
             self._fitted = True
 
     def _build(self, split: SplitData, is_train: bool) -> dict[str, np.ndarray]:
-        self._ensure_fit()
+        self.ensure_fit()
         arrays = {"features": np.ascontiguousarray(self.extractor.transform(split), dtype=np.float32)}
         if is_train and self.fit_info is not None:
             # the fit's summary travels with the cached train features, as JSON bytes

@@ -120,7 +120,10 @@ class ShallowDetector(Detector):
 
     def export(self) -> dict:
         """The fitted feature extractor's state (PCA's arrays, or the CNN's weights) and the fitted
-        model as skops bytes: data only, no pickle (dsvdd_repro/received.py)."""
+        model as skops bytes: data only, no pickle (dsvdd_repro/received.py). A PCA whose features
+        all came from the cache was never fitted in this run: it is fitted now, so that the saved
+        model can transform new images."""
+        self.features.ensure_fit()
         return {"extractor": self.features.extractor.export_state(), "model": skops.io.dumps(self.model)}
 
     def load_export(self, state: dict) -> None:
