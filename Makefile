@@ -34,7 +34,7 @@ DATA_ENV = DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(abspath $(CIFAR10_ROOT))}
 TEST_ENV = DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(OFFLINE_CIFAR10)} \
 	DSVDD_WIKIART_ROOT=$${DSVDD_WIKIART_ROOT:-$(OFFLINE_WIKIART)}
 
-.PHONY: help install data demo test test-fast lint clean reproduce-tables report plan ruff2018-ten-classes
+.PHONY: help install data demo test test-fast lint clean reproduce-tables report plan ruff2018-ten-classes slurm-up slurm-down
 
 ## Show the targets and what they do.
 help:
@@ -99,6 +99,15 @@ test: install data
 ## The tests without the slow end-to-end ones.
 test-fast: install data
 	$(TEST_ENV) $(PY) -m pytest -q -m "not slow"
+
+## A real single-node SLURM cluster on this machine (root, Debian/Ubuntu; installs slurm-wlm and munge if
+## missing), all in SLURM_SCRATCH (default /tmp/dsvdd-slurm): run the `export SLURM_CONF=...` line it prints, then launcher=slurm_cpu.
+slurm-up:
+	@bash scripts/slurm_cluster.sh up
+
+## Stop that cluster (scripts/slurm_cluster.sh status: its state; down --purge: also remove its folder).
+slurm-down:
+	@bash scripts/slurm_cluster.sh down
 
 ## ruff on the package, tests and scripts.
 lint: install
