@@ -140,9 +140,10 @@ def test_profile_commands():
 @pytest.mark.skipif(not (os.environ.get("DSVDD_CIFAR10_ROOT") and os.environ.get("DSVDD_WIKIART_ROOT")),
                     reason="the smoke reproduction needs the offline CIFAR-10 copy and WikiArt subset")
 def test_smoke_reproduction_end_to_end(tmp_path):
-    """`make reproduce-tables PROFILE=smoke`: every experiment, then all six tables and both figures."""
+    """`make reproduce-tables PROFILE=smoke LAUNCHER=joblib`: every experiment (two runs at once, as
+    the quick profile is run here), then all six tables and both figures."""
     result = subprocess.run(
-        [sys.executable, "-m", "dsvdd_repro.reproduce", "--profile", "smoke",
+        [sys.executable, "-m", "dsvdd_repro.reproduce", "--profile", "smoke", "--launcher", "joblib",
          "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")],
         cwd=tmp_path, capture_output=True, text=True, timeout=1800,
     )
@@ -159,7 +160,7 @@ def test_smoke_reproduction_end_to_end(tmp_path):
     voc = pd.read_csv(out / "tableII.csv").query("dataset == 'voc2012'")
     assert (voc["status"] == "missing").all()  # no VOC2012 here: marked, not dropped
     report = (out / "REPORT.md").read_text()
-    assert "wikiart" in report and "Produced by: `python -m dsvdd_repro.reproduce --profile smoke" in report
+    assert "wikiart" in report and "Produced by: `python -m dsvdd_repro.reproduce --profile smoke --launcher joblib" in report
 
 
 def test_auto_weights_fall_back_to_random_initialisation_when_imagenet_cannot_be_had(monkeypatch, capsys):

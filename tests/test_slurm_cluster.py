@@ -2,41 +2,15 @@
 complete, a requeued running job runs again, and `status` sees it up. Needs root and apt-get (or slurm
 and munge installed); skipped otherwise. A cluster that was already up is used and left up."""
 
-import os
 import re
-import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import cluster
+
 pytestmark = pytest.mark.slow
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "slurm_cluster.sh"
-
-
-def cluster(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="session")
-def slurm_env() -> dict:
-    """The environment of a client of the cluster (SLURM_CONF set); brought up here, down at the end."""
-    if os.geteuid() != 0:
-        pytest.skip("the SLURM cluster needs root (it starts munged, slurmctld and slurmd)")
-    if not shutil.which("apt-get") and not all(shutil.which(d) for d in ("slurmctld", "slurmd", "munged")):
-        pytest.skip("slurm and munge are not installed and there is no apt-get to install them")
-    was_up = cluster("status", timeout=60).returncode == 0
-    up = cluster("up")
-    exports = re.findall(r"^export SLURM_CONF=(\S+)$", up.stdout, re.M)
-    if up.returncode != 0 or len(exports) != 1:
-        last = (up.stderr.strip().splitlines() or ["(no output)"])[-1]
-        pytest.skip(f"scripts/slurm_cluster.sh up failed (rc {up.returncode}): {last}")
-    yield {**os.environ, "SLURM_CONF": exports[0]}
-    if not was_up:
-        down = cluster("down", timeout=120)
-        assert down.returncode == 0, down.stderr
 
 
 def slurm(env: dict, *args: str) -> str:

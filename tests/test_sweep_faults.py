@@ -29,6 +29,7 @@ from omegaconf import OmegaConf
 
 from dsvdd_repro import sweep_filter
 from dsvdd_repro.config import validate
+from dsvdd_repro.integrity import file_record
 from dsvdd_repro.runs import SCORES_FILE, identity
 from dsvdd_repro.schema import ConfigError
 from hydra_plugins.dsvdd_repro_sweeper import grid_sweeper
@@ -277,7 +278,7 @@ def mark_done(run_dir: Path, run_identity: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SCORES_FILE).write_bytes(b"0" * 10)
     metrics = {"status": "done", "config": run_identity, "test_auc": 0.5,
-               "files": {SCORES_FILE: {"bytes": 10, "sha256": "-"}}}
+               "files": {SCORES_FILE: file_record(run_dir / SCORES_FILE)}}
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
 
 

@@ -77,6 +77,18 @@ class Pack:
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
 
+def _results(job: Any, pack: list[tuple]) -> list[JobReturn]:
+    """The JobReturns of a job's runs; a job that ended without them (cancelled, its step killed, out
+    of requeues) fails each of its runs in one line instead of ending the sweep with a traceback:
+    the sweeper reports them failed and a relaunch runs them again (from their checkpoints)."""
+    try:
+        return job.results()[0]
+    except Exception as error:  # submitit's UncompletedJobError, or the error the job raised
+        first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        log.error("job %s ended without results (%s): its %d run(s) failed", job.job_id, first, len(pack))
+        return [JobReturn(overrides=list(params[0]), status=JobStatus.FAILED, _return_value=error) for params in pack]
+
+
 class PackedMixin:
     """`launch` packing `runs_per_job` runs into each job of the array (1: the stock launcher)."""
 
@@ -111,7 +123,7 @@ class PackedMixin:
         log.info("submitit '%s': %d runs in %d jobs of up to %d runs each", self._EXECUTOR, len(params), len(packs),
                  self.runs_per_job)
         jobs = self.executor().map_array(Pack(self), packs)
-        return [result for job in jobs for result in job.results()[0]]
+        return [result for job, pack in zip(jobs, packs, strict=True) for result in _results(job, pack)]
 
 
 if SlurmLauncher is not None:
