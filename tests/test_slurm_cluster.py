@@ -65,3 +65,13 @@ def test_status_reports_the_cluster_up(slurm_env):
     status = cluster("status", timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "cluster: up" in status.stdout and re.search(r"^cpu\*\s+up\s", status.stdout, re.M)
+
+
+def test_the_watcher_reports_transient_squeue_states_as_running():
+    """A requeued job passes through states submitit does not know (it would take them for ended)."""
+    from hydra_plugins.dsvdd_repro_launcher.slurm_watcher import parse_squeue
+
+    info = parse_squeue("12_0|CONFIGURING\n12_1|REQUEUE_FED\n12_2|COMPLETED\n12_3|PENDING\n13|CANCELLED\n")
+    assert {job: entry["State"] for job, entry in info.items()} == {
+        "12_0": "RUNNING", "12_1": "RUNNING", "12_2": "COMPLETED", "12_3": "RUNNING", "13": "CANCELLED"}
+    assert info["12_1"]["squeue"] == "REQUEUE_FED"

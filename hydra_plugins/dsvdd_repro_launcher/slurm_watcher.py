@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 
 # a state submitit's is_done does not count as incomplete
 LEFT_THE_QUEUE = "ENDED_NOT_LISTED"
+# the states in which a job is over for good; squeue also shows transient ones submitit does not know
+# (CONFIGURING, REQUEUE_FED, REQUEUE_HOLD, SIGNALING, ...: a requeued job passes through them) and
+# would take for ended, so every other state is reported to it as RUNNING
+TERMINAL = frozenset(("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
+                      "DEADLINE", "SPECIAL_EXIT", "REVOKED", LEFT_THE_QUEUE))
 
 
 def accounting_works() -> bool:
@@ -32,12 +37,13 @@ def accounting_works() -> bool:
 
 
 def parse_squeue(text: str) -> dict[str, dict[str, str]]:
-    """`squeue --noheader --array --format=%i|%T` lines -> {job id: {"JobID", "State"}}."""
+    """`squeue --noheader --array --format=%i|%T` lines -> {job id: {"JobID", "State" (as submitit
+    reads it: terminal states as they are, others RUNNING), "squeue" (the state squeue gave)}}."""
     info = {}
     for line in text.splitlines():
         if "|" in line:
             job_id, state = (part.strip() for part in line.split("|", 1))
-            info[job_id] = {"JobID": job_id, "State": state}
+            info[job_id] = {"JobID": job_id, "State": state if state in TERMINAL else "RUNNING", "squeue": state}
     return info
 
 

@@ -769,6 +769,10 @@ class GridSweeper(Sweeper):
             results = self.launcher.launch(batch, initial_job_idx=start)
             for overrides, result in zip(batch, results, strict=True):
                 status, error = job_outcome(result)
+                if status == "skipped" and error is None:
+                    # not done when the filter let it through: it finished during this sweep, in an
+                    # earlier attempt of its requeued SLURM job (or another launch of the same run)
+                    status = "done"
                 counts[status] += 1
                 if status in ("failed", "invalid"):
                     log.error("sweep: %s: %s: %s", status, " ".join(overrides), error)
