@@ -156,6 +156,17 @@ def test_every_batch_runs_then_failures_and_invalid_jobs_raise_one_summary(tmp_p
     assert "sweep: invalid: seed=1: bad" in caplog.text
 
 
+def test_a_launched_run_found_finished_counts_as_done_not_skipped():
+    """A requeued SLURM job finds its run finished by its earlier attempt: the run's metrics come back
+    as skipped, but the filter had found it not done, so it finished during this sweep."""
+    finished = JobReturn(overrides=["seed=0"], status=JobStatus.COMPLETED,
+                         _return_value={"status": "skipped", "config_hash": "3f2a9c81d0e4", "test_auc": 0.6})
+    busy = JobReturn(overrides=["seed=1"], status=JobStatus.COMPLETED,
+                     _return_value={"status": "skipped", "error": "running in another process"})
+    assert grid_sweeper.job_outcome(finished) == ("done", None)
+    assert grid_sweeper.job_outcome(busy) == ("skipped", "running in another process")
+
+
 def test_a_sweep_without_faults_returns_its_batches(tmp_path):
     with initialize_config_dir(config_dir=str(APP_CONF), version_base="1.3"):
         sweeper = app_sweeper(tmp_path, ["seed=0,1,2"], max_batch_size=2)

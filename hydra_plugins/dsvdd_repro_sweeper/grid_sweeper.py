@@ -658,7 +658,12 @@ def job_outcome(result: Any) -> tuple[str, str | None]:
     except Exception as e:
         return "failed", f"{type(e).__name__}: {one_line(e)}"
     if isinstance(value, Mapping) and value.get("status"):
-        return str(value["status"]), value.get("error")
+        status = str(value["status"])
+        if status == "skipped" and value.get("config_hash"):
+            # a finished run's metrics from a launched job, which the filter found not done: the run
+            # finished during this sweep, in an earlier attempt of its requeued SLURM job
+            status = "done"
+        return status, value.get("error")
     return "done", None
 
 
@@ -769,10 +774,6 @@ class GridSweeper(Sweeper):
             results = self.launcher.launch(batch, initial_job_idx=start)
             for overrides, result in zip(batch, results, strict=True):
                 status, error = job_outcome(result)
-                if status == "skipped" and error is None:
-                    # not done when the filter let it through: it finished during this sweep, in an
-                    # earlier attempt of its requeued SLURM job (or another launch of the same run)
-                    status = "done"
                 counts[status] += 1
                 if status in ("failed", "invalid"):
                     log.error("sweep: %s: %s: %s", status, " ".join(overrides), error)
