@@ -76,11 +76,15 @@ def write_scores(path: Path, **arrays: np.ndarray) -> None:
 MODEL_FORMAT = 2
 
 
-def write_model(path: Path, state: dict) -> None:
-    """model.pt: what `dsvdd_repro.score` needs of a fitted detector (its `export()`), with its format."""
+def model_bytes(state: dict) -> bytes:
+    """model.pt's content: what `dsvdd_repro.score` needs of a fitted detector (its `export()`), with its format."""
     buffer = io.BytesIO()
     torch.save({**state, "format": MODEL_FORMAT}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_model(path: Path, state: dict) -> None:
+    atomic_write_bytes(path, model_bytes(state))
 
 
 def read_metrics(run_dir: Path) -> dict | None:

@@ -56,6 +56,7 @@ from .runs import (
     MODEL_FILE,
     MODEL_FORMAT,
     SCORES_FILE,
+    model_bytes,
     read_metrics,
     write_json,
     write_model,
@@ -152,12 +153,18 @@ def _load_model_file(run_dir: Path, metrics: dict, device: torch.device, trust: 
     return state
 
 
-def _rebuild(run_dir: Path, metrics: dict, device: torch.device):
-    """The detector the run's recorded config builds (not yet restored), and that config."""
+def recorded_config(metrics: dict):
+    """The run's recorded config, with the trainer's defaults for how a run executes (the identity
+    leaves them out: dsvdd_repro.config.EXECUTION_KEYS) and no progress bars."""
     cfg = OmegaConf.create(metrics["config"])
-    # the identity leaves out how a run executes (dsvdd_repro.config.EXECUTION_KEYS): defaults here
     cfg.trainer = OmegaConf.merge(OmegaConf.structured(TrainerConfig), cfg.get("trainer") or {})
     cfg.trainer.progress = False
+    return cfg
+
+
+def _rebuild(run_dir: Path, metrics: dict, device: torch.device):
+    """The detector the run's recorded config builds (not yet restored), and that config."""
+    cfg = recorded_config(metrics)
     if cfg.get("model") is not None and "weights" in cfg.model:
         cfg.model.weights = "none"  # the saved state replaces them
     cfg.trainer.device = str(device)
@@ -272,7 +279,7 @@ def re_export(run_dir: Path) -> str:
     before = old.score(probe)
     state = old.export()
     new, _ = _rebuild(run_dir, metrics, device)
-    new.load_export(load_data(_roundtrip(state)))
+    new.load_export(load_data(io.BytesIO(model_bytes(state))))  # as model.pt will hold it
     after = new.score(probe)
     if not np.array_equal(before, after):
         raise ScoreError(f"{run_dir / MODEL_FILE}: the re-exported model scores differently "
@@ -313,14 +320,12 @@ def run_splits(metrics: dict):
 
     from .train import make_splits
 
-    cfg = OmegaConf.create(metrics["config"])
+    cfg = recorded_config(metrics)
     for group in ("dataset", "setup"):  # their dataclasses: the protocol's own objects
         node = ConfigStore.instance().load(f"{group}/{cfg[group].name}.yaml").node
         cfg[group] = OmegaConf.merge(node, cfg[group])
     if cfg.get("anomaly") is not None:
         cfg.anomaly = OmegaConf.merge(OmegaConf.structured(AnomalyConfig), cfg.anomaly)
-    cfg.trainer = OmegaConf.merge(OmegaConf.structured(TrainerConfig), cfg.get("trainer") or {})
-    cfg.trainer.progress = False
     return make_splits(cfg, build(cfg.dataset).load(progress=False))
 
 
@@ -350,14 +355,6 @@ def re_export_all(folder: Path) -> int:
         print(f"{len(runs)} runs: {changed} re-exported, {len(runs) - changed - failed} already data only, "
               f"{failed} failed", file=sys.stderr)
     return 2 if failed else 0
-
-
-def _roundtrip(state: dict) -> io.BytesIO:
-    """`state` as write_model saves it, in memory."""
-    buffer = io.BytesIO()
-    torch.save({**state, "format": MODEL_FORMAT}, buffer)
-    buffer.seek(0)
-    return buffer
 
 
 # -- command line ----------------------------------------------------------------------------------
