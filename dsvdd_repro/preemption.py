@@ -10,8 +10,12 @@ checkpoint. A local run installs nothing: `kill` stops it as usual.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
+import os
 import signal
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +38,17 @@ def _note(signum: int, frame) -> None:
 def requested() -> bool:
     """A stop was signalled to this process."""
     return bool(_noted)
+
+
+def die_with_parent() -> None:
+    """End this process (SIGKILL) as soon as the process that started it dies. A job's step killed
+    outright (kill -9, out of memory) would otherwise leave its runs training as orphans that the
+    scheduler no longer tracks (proctrack/linuxproc loses reparented processes), and a run reported
+    failed could still finish and write `done` later. Linux only; elsewhere a no-op."""
+    parent = multiprocessing.parent_process()
+    if not sys.platform.startswith("linux") or parent is None:
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent.pid:  # the parent died before the line above
+        os._exit(1)

@@ -65,3 +65,51 @@ def test_the_plan_prices_the_checkpoints_the_interval_writes():
     assert checkpoints_written(31, 1000.0, {"checkpoint_every_s": 300}) == 4  # the first, then 3 intervals
     assert checkpoints_written(31, 10.0, {"checkpoint_every_s": 300}) == 1
     assert checkpoints_written(3, 1e6, {"checkpoint_every_s": 300}) == 3  # never more than the epochs
+
+
+def _orphan_probe(pid_file: str) -> None:
+    """A pack's run process: dies with its parent, else it would outlive it (sleeps a minute)."""
+    import time
+    from pathlib import Path
+
+    preemption.die_with_parent()
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+def _pack_process(pid_file: str) -> None:
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=_orphan_probe, args=(pid_file,))
+    child.start()
+    child.join()
+
+
+def test_a_run_process_dies_with_its_job_process(tmp_path):
+    """kill -9 of a SLURM job's step kills its run processes too (no untracked orphan goes on
+    training and writes `done` for a run the sweep reported failed)."""
+    import multiprocessing
+    import time
+    from pathlib import Path
+
+    pid_file = tmp_path / "child.pid"
+    pack = multiprocessing.get_context("spawn").Process(target=_pack_process, args=(str(pid_file),))
+    pack.start()
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and pack.is_alive()
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    os.kill(pack.pid, signal.SIGKILL)
+    pack.join()
+
+    def alive() -> bool:
+        try:
+            return Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while alive():
+        assert time.monotonic() < deadline, "the run process outlived its job process"
+        time.sleep(0.1)

@@ -1,7 +1,8 @@
 """The cluster path end to end on a real single-node SLURM (`make slurm-up`, tests/conftest.py's
 `slurm_env`): sweeps through `launcher=slurm_cpu` (an array of jobs, packed two runs per job or
-one), a job requeued mid-training (what SLURM does on preemption), submitit's own signal and a job
-killed outright (scancel); each sweep's exit status and summary line,
+one), a job requeued mid-training (what SLURM does on preemption), submitit's own signal, a time
+limit that expires mid-run, and jobs killed outright (scancel, kill -9 of the job's step); each
+sweep's exit status and summary line,
 resumed runs bit-identical to uninterrupted ones, and a relaunch that runs only what is missing.
 Skipped where SLURM cannot start (not root, no apt-get)."""
 
@@ -85,14 +86,36 @@ def assert_identical(run_dir: Path, reference: Path) -> None:
     assert torch.equal(got["center"], want["center"]) and got["radius"] == want["radius"]
 
 
-def reference_run(tmp_path: Path, seed: int, epochs: int) -> Path:
-    """The same run, uninterrupted, without SLURM."""
+def start_reference_run(tmp_path: Path, seed: int, epochs: int) -> tuple[subprocess.Popen, Path]:
+    """The same run, uninterrupted, without SLURM (in the background)."""
     folder = tmp_path / f"reference_s{seed}"
-    done = subprocess.run([sys.executable, "-m", "dsvdd_repro.train", *RUN, f"trainer.epochs={epochs}",
-                           f"seed={seed}", f"hydra.run.dir={folder}"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "DSVDD_CACHE_DIR": str(tmp_path / "cache")})
-    assert done.returncode == 0, done.stderr[-2000:]
+    process = subprocess.Popen([sys.executable, "-m", "dsvdd_repro.train", *RUN, f"trainer.epochs={epochs}",
+                                f"seed={seed}", f"hydra.run.dir={folder}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "DSVDD_CACHE_DIR": str(tmp_path / "cache")})
+    return process, folder
+
+
+def reference_run(tmp_path: Path, seed: int, epochs: int) -> Path:
+    process, folder = start_reference_run(tmp_path, seed, epochs)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-2000:]
     return folder
+
+
+def job_epochs(folder: Path, job: str) -> int:
+    """Epochs a running job's run has logged (its runs log to the job's submitit output)."""
+    log = folder / ".submitit" / job / f"{job}_0_log.out"
+    return len(re.findall(r"epoch \d+/\d+: loss_svdd", log.read_text())) if log.is_file() else 0
+
+
+def step_pid(env: dict, job: str) -> int:
+    """The PID of the job's step (submitit's process in `srun`), from `scontrol listpids`."""
+    run = lambda *cmd: subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30, check=True).stdout  # noqa: E731
+    job_id = run("squeue", "--noheader", "--format=%A", "--jobs", job).split()[0]  # 96_3 -> its own id
+    out = run("scontrol", "listpids", job_id)
+    rows = [line.split() for line in out.splitlines()[1:]]
+    return next(int(pid) for pid, _, step, local_id, *_ in rows if step == "0" and local_id == "0")
 
 
 def test_a_packed_array_sweep_survives_a_requeue_mid_training(slurm_env, tmp_path):
@@ -121,14 +144,15 @@ def test_a_packed_array_sweep_survives_a_requeue_mid_training(slurm_env, tmp_pat
     assert code == 0 and "4 skipped (already done)" in summary_line(out), out[-2000:]
 
 
-def test_an_array_sweep_with_submitits_signal_and_a_cancelled_job(slurm_env, tmp_path):
+def test_an_array_sweep_with_submitits_signal_and_jobs_killed_outright(slurm_env, tmp_path):
     """4 runs, one per job: submitit's preemption signal (SIGUSR2) to one job requeues it and its
-    run resumes; another job cancelled outright ends as one failed run in bounded time, the sweep
-    exits 1 naming it; the relaunch runs only that run (from its checkpoint) and exits 0."""
+    run resumes; a job cancelled (scancel) and a job whose step is killed (kill -9) each end as one
+    failed run in bounded time, the sweep exits 1 naming them; the relaunch runs only those two runs
+    (from their checkpoints) and exits 0."""
     env, folder, epochs = {**slurm_env, "DSVDD_CACHE_DIR": str(tmp_path / "cache")}, tmp_path / "sweep", 40
     args = (SEEDS, f"trainer.epochs={epochs}", "hydra.launcher.runs_per_job=1")
     process = sweep(env, folder, *args)
-    wait_for(lambda: sum(epochs_logged(run) >= 3 for run in training_runs(folder)) >= 2, 300, "two runs at epoch 3")
+    wait_for(lambda: sum(job_epochs(folder, job) >= 3 for job in running_jobs(env)) >= 2, 300, "two runs at epoch 3")
     signalled, cancelled = running_jobs(env)[:2]
     # delivered to the job's step at once; scancel then keeps retrying to signal the job, which submitit
     # is already requeueing ("can not be altered now"), and would signal it again once it restarts:
@@ -137,19 +161,49 @@ def test_an_array_sweep_with_submitits_signal_and_a_cancelled_job(slurm_env, tmp
     signaller = subprocess.Popen(["scancel", "--signal=USR2", signalled], env=env)
     wait_for(lambda: signalled not in running_jobs(env), 60, "the signalled job requeued")
     signaller.kill()
+    others = lambda: [job for job in running_jobs(env) if job not in (signalled, cancelled)]  # noqa: E731
+    wait_for(lambda: any(job_epochs(folder, job) >= 3 for job in others()), 300, "a third run at epoch 3")
+    killed = next(job for job in others() if job_epochs(folder, job) >= 3)
+    os.kill(step_pid(env, killed), 9)
     tic = time.monotonic()
     code, out = finish(process)
-    assert code == 1 and summary_line(out).startswith("4 jobs: 3 done,") and ", 1 failed" in summary_line(out), out[-3000:]
-    assert time.monotonic() - tic < 240  # the cancelled job is noticed, not waited for
-    assert "ended without results" in out
+    summary = summary_line(out)
+    assert code == 1 and summary.startswith("4 jobs: 2 done,") and ", 2 failed" in summary, out[-3000:]
+    assert time.monotonic() - tic < 240  # the dead jobs are noticed, not waited for
+    assert out.count("ended without results") == 2, out[-3000:]
     statuses = {seed: json.loads((run / "metrics.json").read_text()) for seed, run in runs_of(folder).items()}
-    assert len(statuses) == 3 and all(m["status"] == "done" for m in statuses.values())
+    assert len(statuses) == 2 and all(m["status"] == "done" for m in statuses.values())
     resumed = [seed for seed, m in statuses.items() if m["resumed_after_epoch"] is not None]
     assert resumed, "the signalled job's run resumed"
     assert "SIGUSR2 received" in (runs_of(folder)[resumed[0]] / "train.log").read_text()
     assert_identical(runs_of(folder)[resumed[0]], reference_run(tmp_path, resumed[0], epochs))
     code, out = finish(sweep(env, folder, *args))
-    assert code == 0 and summary_line(out).startswith("4 jobs: 1 done, 3 skipped (already done)"), out[-3000:]
+    assert code == 0 and summary_line(out).startswith("4 jobs: 2 done, 2 skipped (already done)"), out[-3000:]
     relaunched = [m for m in (json.loads((run / "metrics.json").read_text()) for run in runs_of(folder).values())
-                  if m["seed"] not in {s for s in statuses}]
-    assert len(relaunched) == 1 and relaunched[0]["resumed_after_epoch"] is not None  # from its checkpoint
+                  if m["seed"] not in statuses]
+    assert len(relaunched) == 2 and all(m["resumed_after_epoch"] is not None for m in relaunched)  # checkpoints
+
+
+def test_a_time_limit_mid_run_requeues_the_job_and_the_run_resumes(slurm_env, tmp_path):
+    """timeout_min=2 with submitit's SIGUSR2 30 s before it. SLURM sends the signal at the first of its
+    30-second checks with at most signal_delay_s + 30 s left, 60-90 s into each attempt here; submitit
+    counts a timeout and requeues the job, the run writes its checkpoint after its epoch, and each
+    attempt resumes from it until the run ends (200 epochs of ~0.6 s: two or three attempts, more on a
+    busy machine, whose start-ups are slower); exit 0, bit-identical to an uninterrupted run (trained
+    meanwhile on the other core)."""
+    env, folder, epochs = {**slurm_env, "DSVDD_CACHE_DIR": str(tmp_path / "cache")}, tmp_path / "sweep", 200
+    reference, reference_dir = start_reference_run(tmp_path, 0, epochs)
+    code, out = finish(sweep(env, folder, "seed=0", f"trainer.epochs={epochs}", "hydra.launcher.timeout_min=2",
+                             "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=20"), timeout=1800)
+    assert code == 0 and summary_line(out).startswith("1 jobs: 1 done,"), out[-3000:]
+    run = runs_of(folder)[0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "done" and metrics["resumed_after_epochs"], metrics
+    assert metrics["resumed_after_epoch"] == metrics["resumed_after_epochs"][-1] < epochs
+    log = (run / "train.log").read_text()
+    assert "SIGUSR2 received" in log and f"after epoch {metrics['resumed_after_epochs'][0]} of {epochs}" in log
+    submitit_logs = "".join(p.read_text() for p in (folder / ".submitit").rglob("*_log.err"))
+    assert "this job is timed-out" in submitit_logs
+    _, err = reference.communicate(timeout=600)
+    assert reference.returncode == 0, err[-2000:]
+    assert_identical(run, reference_dir)
