@@ -15,8 +15,9 @@ import logging
 import os
 import pathlib
 import time
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -26,15 +27,69 @@ from .cache import ImageArrays, cached_image_arrays, default_cache_root, fingerp
 from .errors import DatasetRootError, root_error
 from .images import NaturalImages
 
-if TYPE_CHECKING:
-    from .source import ImageSource, Pools
-
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 PIL_RESIZE = "square, PIL bilinear (antialiased), aspect ratio not kept"
 # Rows resized at once by array sources (decode.resize_uint8).
 _RESIZE_CHUNK = 2048
+
+
+@dataclass
+class Pools:
+    """What a source found in its dataset folder: the given train and test pools.
+
+    A file source sets `files` (per split "train"/"test", paths relative to the folder, in load
+    order) and `labels` (int64 class indices, one per file). A source whose files hold decoded
+    arrays (CIFAR-10's pickles) sets `read` instead: it returns, per split, (uint8 [N, 3, h, w]
+    images, labels), and is only called when the cache has no entry. `key_files` are further files
+    whose size and mtime identify the content (list files, split files, pickles); `key` and `source`
+    are the source's own cache key parts and provenance fields; `log` is appended to the log line.
+    """
+
+    layout: str
+    class_names: list[str]
+    files: dict[str, list[str]] | None = None
+    labels: dict[str, np.ndarray] | None = None
+    read: Callable[[], dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
+    key_files: list[str] = field(default_factory=list)
+    key: dict = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+    log: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.files is None) == (self.read is None):
+            raise ValueError("Pools needs either files (with labels) or read")
+        if self.files is not None:
+            splits = {"train", "test"}
+            if self.labels is None or set(self.files) != splits or set(self.labels) != splits:
+                raise ValueError("Pools.files and Pools.labels must both give the splits train and test")
+            for split, files in self.files.items():
+                if len(self.labels[split]) != len(files):
+                    raise ValueError(f"{split}: {len(files)} files but {len(self.labels[split])} labels")
+
+
+class ImageSource(Protocol):
+    """What the loader asks of a source (implemented by source.ImageSource, which calls the loader)."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    unset_root: ClassVar[str]
+    can_download: ClassVar[bool]
+    val_from: ClassVar[str]
+    default_val_fraction: float
+    native_size: ClassVar[int | None]
+    format_version: ClassVar[int]
+    root: str | None
+    image_size: int
+    cache_dir: str | None
+    download: bool
+
+    def expected(self) -> str: ...
+    def locate(self, root: pathlib.Path) -> pathlib.Path | None: ...
+    def pools(self, folder: pathlib.Path) -> Pools: ...
+    def no_layout(self, root: pathlib.Path) -> str: ...
+    def fetch(self, root: pathlib.Path) -> None: ...
 
 
 def locate(source: ImageSource) -> tuple[pathlib.Path, pathlib.Path]:

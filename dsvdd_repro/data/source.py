@@ -14,15 +14,14 @@ import abc
 import os
 import pathlib
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from ..schema import positive
 from .images import NaturalImages, PoolCounts
-from .loader import load_images
+from .loader import Pools, load_images
 from .protocols import share_count
 
 # The one list of image files, for every file source (`image_files`) and the scorer (`find_images`):
@@ -45,40 +44,6 @@ class FilesConfig:
     def __post_init__(self) -> None:
         positive("image_size", self.image_size)
 
-@dataclass
-class Pools:
-    """What a source found in its dataset folder: the given train and test pools.
-
-    A file source sets `files` (per split "train"/"test", paths relative to the folder, in load
-    order) and `labels` (int64 class indices, one per file). A source whose files hold decoded
-    arrays (CIFAR-10's pickles) sets `read` instead: it returns, per split, (uint8 [N, 3, h, w]
-    images, labels), and is only called when the cache has no entry. `key_files` are further files
-    whose size and mtime identify the content (list files, split files, pickles); `key` and `source`
-    are the source's own cache key parts and provenance fields; `log` is appended to the log line.
-    """
-
-    layout: str
-    class_names: list[str]
-    files: dict[str, list[str]] | None = None
-    labels: dict[str, np.ndarray] | None = None
-    read: Callable[[], dict[str, tuple[np.ndarray, np.ndarray]]] | None = None
-    key_files: list[str] = field(default_factory=list)
-    key: dict = field(default_factory=dict)
-    source: dict = field(default_factory=dict)
-    log: str = ""
-
-    def __post_init__(self) -> None:
-        if (self.files is None) == (self.read is None):
-            raise ValueError("Pools needs either files (with labels) or read")
-        if self.files is not None:
-            splits = {"train", "test"}
-            if self.labels is None or set(self.files) != splits or set(self.labels) != splits:
-                raise ValueError("Pools.files and Pools.labels must both give the splits train and test")
-            for split, files in self.files.items():
-                if len(self.labels[split]) != len(files):
-                    raise ValueError(f"{split}: {len(files)} files but {len(self.labels[split])} labels")
-
-
 class ImageSource(abc.ABC):
     """A dataset under `root`, decoded at `image_size` into the cache under `cache_dir`.
 
@@ -100,9 +65,7 @@ class ImageSource(abc.ABC):
     # Bump when the decoded content for the same files would change (decoder, ordering, resizing, split).
     format_version: ClassVar[int] = 1
 
-    def __init__(
-        self, root: str | None, image_size: int, cache_dir: str | None = None, download: bool = False
-    ):
+    def __init__(self, root: str | None, image_size: int, cache_dir: str | None, download: bool):
         self.root, self.image_size = root, int(image_size)
         self.cache_dir, self.download = cache_dir, bool(download)
 
