@@ -21,11 +21,15 @@ ifneq ($(wildcard $(SHARED_DATA)/wikiart-subset.tar.gz),)
 WIKIART_ROOT ?= $(DATA_DIR)/wikiart-subset
 OFFLINE_WIKIART = $(abspath $(WIKIART_ROOT))
 endif
-PROFILE ?= quick
-LAUNCHER ?= local
+# The default profile and launcher: conf/config.yaml's defaults list, the one place they are set (read
+# after `install`, when a recipe runs; PROFILE=... or LAUNCHER=... choose another).
+# pytest-xdist workers of `make test` / `make test-fast` (tests/scheduling.py)
+TEST_WORKERS ?= 2
+PROFILE ?= $(shell $(PY) -m dsvdd_repro.reproduce --print-default profile)
+LAUNCHER ?= $(shell $(PY) -m dsvdd_repro.reproduce --print-default launcher)
 WEIGHTS ?=
 
-DEMO_ARGS ?= variant=dsvdd_bias setup=one_vs_all setup.normal_class=3 model.weights=none trainer.epochs=2 seed=0
+DEMO_ARGS ?= variant=dsvdd_bias setup=one_vs_all setup.normal_class=3 profile=paper model.weights=none trainer.epochs=2 seed=0
 
 # What `dsvdd-train dataset=cifar10|wikiart` reads by default (your own copies win when set).
 DATA_ENV = DSVDD_CIFAR10_ROOT=$${DSVDD_CIFAR10_ROOT:-$(abspath $(CIFAR10_ROOT))} \
@@ -69,8 +73,9 @@ $(DATA_DIR)/cifar10/.extracted:
 demo: install data
 	$(PY) -m dsvdd_repro.train dataset=cifar10 dataset.root=$(CIFAR10_ROOT) dataset.download=$(CIFAR10_DOWNLOAD) $(DEMO_ARGS)
 
-## Every experiment of the paper for PROFILE (smoke|quick|paper) with LAUNCHER (local|joblib|slurm),
-## then the report into results/$(PROFILE)/. Finished runs are skipped: relaunch after an interruption.
+## Every experiment of the paper for PROFILE (smoke|quick|paper; default quick) with LAUNCHER
+## (local|joblib|slurm; default local), then the report into results/$(PROFILE)/. Finished runs are
+## skipped: relaunch after an interruption.
 ## WEIGHTS=auto|imagenet|none|<path> (default: imagenet for paper; auto for quick = ImageNet when it can
 ## be had, else random initialisation; none for smoke). VOC2012: set DSVDD_VOC2012_ROOT.
 reproduce-tables: install data
@@ -94,11 +99,11 @@ report: install
 
 ## The whole test suite (slow end-to-end tests included), on the offline data when ../shared/data has it.
 test: install data
-	$(TEST_ENV) $(PY) -m pytest -q
+	$(TEST_ENV) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 ## The tests without the slow end-to-end ones.
 test-fast: install data
-	$(TEST_ENV) $(PY) -m pytest -q -m "not slow"
+	$(TEST_ENV) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not slow" --durations=10
 
 ## A real single-node SLURM cluster on this machine (root, Debian/Ubuntu; installs slurm-wlm and munge if
 ## missing), all in SLURM_SCRATCH (default /tmp/dsvdd-slurm): run the `export SLURM_CONF=...` line it prints, then launcher=slurm_cpu.

@@ -5,6 +5,8 @@ its config node (random initialisation) with the run's execution settings (dsvdd
 its training step (forward, a float32 loss, backward, Adam) at the run's batch size, its evaluation
 forward at the evaluation batch, the autoencoder's step for pretraining, writing a checkpoint of
 its network and optimiser, and the anomaly generators; the shallow models fitted on random features.
+The network's steps and their timing (`NetworkSteps`, `steps_per_second`) are the ones
+scripts/bench_throughput.py compares our epochs with.
 Timed in as many processes at once as the launcher runs jobs (joblib: 2 on this machine), each
 with the launcher's torch threads, so that the rates are those the runs will see. Entries are
 cached in <cache root>/plan/calibration.json under the device, threads, parallelism and torch
@@ -16,12 +18,16 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
+
+from .execution import Execution, device_name
 
 MIN_SECONDS = 1.5  # each timed loop runs at least this long (after warm-up) ...
 MIN_STEPS = 3  # ... and at least this many steps
@@ -30,68 +36,74 @@ FIT_DIM = 128
 
 
 def device_label(device: str) -> str:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(0)
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} CPUs)"
+    """The device as the plan names it (and keys its measurements): the GPU, or the CPU with its count."""
+    name = device_name(device)
+    return name if device.startswith("cuda") else f"{name} ({os.cpu_count()} CPUs)"
 
 
-def _timed(step, items_per_step: int, sync) -> float:
-    """Items per second of `step` after one warm-up step."""
-    step()
+def steps_per_second(step: Callable[[], object], items_per_step: int, sync: Callable[[], object], warmup: int = 1,
+                     min_steps: int = MIN_STEPS, min_seconds: float = MIN_SECONDS) -> float:
+    """Items per second of `step` after `warmup` untimed steps, over at least `min_steps` steps and
+    `min_seconds` (`sync` waits for the device's queued work)."""
+    for _ in range(warmup):
+        step()
     sync()
     n, start = 0, time.perf_counter()
-    while n < MIN_STEPS or time.perf_counter() - start < MIN_SECONDS:
+    while n < min_steps or time.perf_counter() - start < min_seconds:
         step()
         n += 1
     sync()
     return n * items_per_step / (time.perf_counter() - start)
 
 
+class NetworkSteps:
+    """A network's bare steps under an execution's settings, on random uint8 images already on the
+    device: `train_step` (forward, the float32 loss sum(phi^2).mean(), backward, Adam) at `batch`
+    and `eval_step` (eval mode, no gradients) at the execution's evaluation batch; `rates()` times
+    both in images/s. What the plan's calibration prices a run's passes with, and what
+    scripts/bench_throughput.py compares our real epoch and evaluation to."""
+
+    def __init__(self, net: nn.Module, execution: Execution, image_size: int, batch: int, lr: float = 1e-6):
+        self.execution, self.batch = execution, batch
+        self.net = execution.module(net)
+        shape = (max(batch, execution.eval_batch_size), 3, image_size, image_size)
+        self.images = execution.inputs(torch.randint(0, 256, shape, dtype=torch.uint8))
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr, weight_decay=5e-4)
+        cuda = execution.device.type == "cuda"
+        self.sync = (lambda: torch.cuda.synchronize(execution.device)) if cuda else (lambda: None)
+
+    def train_step(self) -> None:
+        self.net.train()
+        with self.execution.autocast():
+            features = self.net(self.images[: self.batch])
+        loss = features.float().pow(2).sum(dim=1).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    @torch.no_grad()
+    def eval_step(self) -> None:
+        self.net.eval()
+        with self.execution.autocast():
+            self.net(self.images[: self.execution.eval_batch_size]).float()
+
+    def rates(self, **timing) -> dict:
+        """{"train", "eval"} images/s (`timing`: steps_per_second's warmup, min_steps, min_seconds)."""
+        return {"train": steps_per_second(self.train_step, self.batch, self.sync, **timing),
+                "eval": steps_per_second(self.eval_step, self.execution.eval_batch_size, self.sync, **timing)}
+
+
 def _network_rates(task: dict) -> dict:
     """One process's timed passes of one network (a task of `measure`)."""
-    import torch
-
-    from .execution import Execution
     from .schema import build
 
     if task["threads"]:
         torch.set_num_threads(task["threads"])
-    device = torch.device(task["device"])
-    execution = Execution(device, precision=task["precision"], channels_last=task["channels_last"],
-                          eval_batch_size=task["eval_batch"])
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    execution = Execution(torch.device(task["device"]), precision=task["precision"],
+                          channels_last=task["channels_last"], eval_batch_size=task["eval_batch"])
     torch.manual_seed(0)
-    net = execution.module(build(task["model"]))
-    size, batch = task["image_size"], task["batch"]
-    images = torch.randint(0, 256, (max(batch, execution.eval_batch_size), 3, size, size), dtype=torch.uint8)
-    images = execution.inputs(images)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-6, weight_decay=5e-4)
-
-    def train_step():
-        net.train()
-        with execution.autocast():
-            features = net(images[:batch])
-        loss = features.float().pow(2).sum(dim=1).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    @torch.no_grad()
-    def eval_step():
-        net.eval()
-        with execution.autocast():
-            net(images[: execution.eval_batch_size]).float()
-
+    steps = NetworkSteps(build(task["model"]), execution, task["image_size"], task["batch"])
+    net, images, batch = steps.net, steps.images, steps.batch
     if task["kind"] == "autoencoder":  # the pretraining step: the network as encoder, its decoder
         decoder = execution.module(net.decoder())
         ae_optimizer = torch.optim.Adam([*net.parameters(), *decoder.parameters()], lr=1e-6)
@@ -103,10 +115,10 @@ def _network_rates(task: dict) -> dict:
             error.backward()
             ae_optimizer.step()
 
-        return {"pretrain": _timed(pretrain_step, batch, sync)}
-    rates = {"train": _timed(train_step, batch, sync), "eval": _timed(eval_step, execution.eval_batch_size, sync)}
+        return {"pretrain": steps_per_second(pretrain_step, batch, steps.sync)}
+    rates = steps.rates()
     with tempfile.TemporaryDirectory() as folder:  # a checkpoint: network, optimiser, best state
-        state = {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "best": net.state_dict()}
+        state = {"net": net.state_dict(), "optimizer": steps.optimizer.state_dict(), "best": net.state_dict()}
         path = Path(folder) / "checkpoint.pt"
         start = time.perf_counter()
         torch.save(state, path)
@@ -115,14 +127,12 @@ def _network_rates(task: dict) -> dict:
 
 
 def _generator_rate(task: dict) -> dict:
-    import torch
-
     from .data.anomalies import make_generator
 
     images = torch.randint(0, 256, (64, 3, task["image_size"], task["image_size"]), dtype=torch.uint8)
     keys = np.arange(64)
     generator = make_generator(task["name"], **task["params"])
-    return {"altered": _timed(lambda: generator(images, keys, seed=0, split="test"), 64, lambda: None)}
+    return {"altered": steps_per_second(lambda: generator(images, keys, seed=0, split="test"), 64, lambda: None)}
 
 
 def _fit_seconds(task: dict) -> dict:
@@ -162,8 +172,6 @@ class Calibration:
     """The cached measurements of one device setting: `get(task)` measures a task once."""
 
     def __init__(self, cache_root: Path, device: str, threads: int | None, parallel: int, recalibrate: bool = False):
-        import torch
-
         self.path = Path(cache_root) / "plan" / "calibration.json"
         self.device, self.threads, self.parallel = device, threads, max(1, parallel)
         self.prefix = (f"{device_label(device)} | {threads or torch.get_num_threads()} threads x {self.parallel} "

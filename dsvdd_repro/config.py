@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from .evaluation import COLLAPSE_RATIO
 from .execution import PRECISIONS
 from .models.weights import check_weights
-from .schema import ConfigError, at_least, in_range, non_negative, one_of, positive, shorten
+from .schema import ConfigError, at_least, declared, in_range, non_negative, one_of, positive, shorten
 from .setups import AnomalyConfig
 
 # The groups whose options are nodes; a group left null is not part of the run.
@@ -50,12 +49,6 @@ DEVICES = ("auto", "cpu", "cuda")
 SEED_MAX = 2**32 - 1
 # the model nodes whose `weights` may be a file, checked against ResNet-18's backbone before any work
 WEIGHTS_FILE_TARGETS = ("dsvdd_repro.models.resnet.ResNet18Features",)
-
-
-def show_progress(cfg: DictConfig) -> bool:
-    """Progress bars only when asked (trainer.progress) and on a terminal: SLURM logs and pipes get
-    the plain log lines."""
-    return bool(cfg.trainer.progress) and sys.stderr.isatty()
 
 
 @dataclass
@@ -136,8 +129,12 @@ class Config:
     data_seed: int = 0
 
 
+_registered = False
+
+
 def register_configs() -> None:
     """Import every module that defines nodes, and store the root as `base_config`."""
+    global _registered
     for package_name in NODE_PACKAGES:
         package = importlib.import_module(package_name)
         for module in pkgutil.walk_packages(package.__path__, package_name + "."):
@@ -146,6 +143,23 @@ def register_configs() -> None:
     from .runs import register_resolvers
 
     register_resolvers()
+    _registered = True
+
+
+def swept_axes(group: str | None = None) -> tuple[str, ...]:
+    """The hyper-parameters the options of `group` (of every group: None) declare as swept: axes
+    of every run (`SWEPT`, dsvdd_repro/schema.py), the package's nodes and any registered since."""
+    if not _registered:
+        register_configs()
+    return declared("SWEPT", group)
+
+
+def selected_axes() -> tuple[str, ...]:
+    """The swept hyper-parameters the nodes declare as chosen per cell on validation AUC
+    (`SELECTED`, dsvdd_repro/schema.py), e.g. the noise regularizer's k."""
+    if not _registered:
+        register_configs()
+    return declared("SELECTED")
 
 
 def check_keys(node: DictConfig, path: str = "") -> None:

@@ -1,23 +1,25 @@
 """The work one run implies, read from its resolved config alone (no image is read, nothing is built
 but the dataset's source object, which only stores its keys): the cost plan's unit (dsvdd_repro/plan.py).
 
-Image-passes are counted per network:
-- train: a forward + backward + optimiser step of one image (deep SVDD epochs; GEO's transformed
-  training samples; the autoencoder's pretraining epochs, counted apart as `pretrain`).
-- eval: a forward pass of one image without gradients: batch-norm calibration (random
-  initialisation), the centre c, every epoch's validation, the test set; GEO's 72 transformed passes
-  of the Dirichlet fit, the validation subset and the test set; the CNN features of the shallow
-  baselines (once per distinct feature set: the feature cache shares them between methods).
-- altered: alteration anomalies generated for the run's splits.
-- fits: the shallow models fitted (OC-SVM: one per grid point) and the rows each is fitted on.
-- checkpoints: the epochs that could write one (dsvdd_repro/checkpoint.py), with the network's
-  parameter count; the plan prices those written at the run's trainer.checkpoint_every_s.
+Each part states its own share, beside the code that does the work; this module adds them up:
+- the setup: its splits' rows and the altered images its protocol generates (`planned_sizes`,
+  dsvdd_repro/setups.py, counted as dsvdd_repro/data/protocols.py draws them);
+- the method: the class its node's `_target_` names counts the rest from the config and those sizes
+  (`planned_work(config, sizes)`, a PlannedWork: dsvdd_repro/methods/base.py), e.g. deep SVDD's
+  epochs, batch-norm calibration and validation passes, GEO's capped transformed passes, the
+  shallow models' fits and their features' passes. A method whose class states none is refused
+  before anything is priced (CostNotStated, one line).
+
+The counts, per network (image-passes): train = forward + backward + optimiser step of one image,
+eval = a forward pass without gradients, pretrain = the autoencoder's steps; altered = anomalies
+generated; fits and their rows; checkpoints = the points that could write one, which the plan
+prices at the run's trainer.checkpoint_every_s.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
@@ -25,29 +27,20 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from .data.images import PoolCounts
-from .methods.geo import N_TRANSFORMS
+from .methods.base import CostNotStated, PlannedWork, stated_cost
 from .schema import build
 
-DSVDD_METHODS = ("dsvdd",)
+__all__ = ["CostNotStated", "RunWork", "data_here", "run_work"]
 
 
 @dataclass
-class RunWork:
-    """A run's work; `network` = (model name, image size), what the calibration times."""
+class RunWork(PlannedWork):
+    """A run's work: its method's PlannedWork, the altered images of its splits, and `network` =
+    (model name, image size), what the calibration times (None: no network does the work)."""
 
-    method: str
-    network: tuple[str, int] | None
-    train: int = 0
-    eval: int = 0
-    geo: int = 0  # of train + eval: GEO's transformed image-passes
-    pretrain: int = 0
+    method: str = ""
+    network: tuple[str, int] | None = None
     altered: int = 0
-    fits: int = 0
-    fit_rows: int = 0
-    shallow: str | None = None  # ocsvm | iforest
-    checkpoints: int = 0
-    features_key: str | None = None  # the CNN features' identity (shared through the feature cache)
-    feature_eval: int = 0  # eval passes of the CNN features, counted once per features_key
 
 
 def _key(node) -> str:
@@ -56,8 +49,7 @@ def _key(node) -> str:
 
 @cache
 def _counts(dataset: str) -> PoolCounts | None:
-    node = json.loads(dataset)
-    source = build({k: v for k, v in node.items() if k != "cache_dir"})
+    source = build(json.loads(dataset))  # a source only stores its keys (its cache_dir is not touched)
     planned = getattr(source, "planned_counts", None)
     return planned() if planned else None
 
@@ -82,53 +74,14 @@ def data_here(c: dict) -> bool:
 
 
 def run_work(c: dict) -> RunWork:
-    """The work of the run whose resolved config (plain dicts, as the sweeper's `job.container()`) is `c`."""
-    method = c["method"]["name"]
-    image_size = int(c["dataset"]["image_size"])
+    """The work of the run whose resolved config (plain dicts, as the sweeper's `job.container()`) is
+    `c`: what its method's class states (CostNotStated when it states nothing) and its setup's sizes."""
+    planned_work = stated_cost("method", c["method"], "planned_work", "planned_work(config, sizes)")
     model = c.get("model")
-    network = (model["name"], image_size) if model else None
+    network = (model["name"], int(c["dataset"]["image_size"])) if model else None
     sizes = _sizes(_key(c["setup"]), _key(c["dataset"]), _key(c["profile"]))
-    work = RunWork(method=method, network=network)
     if sizes is None:  # a dataset whose size the plan cannot know without reading it (a user's folder)
-        return work
-    n_train, n_val, n_test = sizes["train"], sizes["val"], sizes["test"]
-    work.altered = sizes["altered"]
-    epochs = int(c["trainer"]["epochs"])
-    if method in DSVDD_METHODS:
-        calibrate_bn = c["method"].get("calibrate_bn")
-        if calibrate_bn is None:
-            calibrate_bn = model.get("weights") == "none" and c.get("pretrain") is None
-        validated = sizes["val_labels"] == 2  # else no model selection: no validation pass (trainer.py)
-        work.train = epochs * n_train
-        work.eval = (n_train if calibrate_bn else 0) + n_train + (epochs * n_val if validated else 0) + n_test
-        work.checkpoints = epochs + 1
-        if c.get("pretrain"):
-            work.pretrain = int(c["pretrain"]["epochs"]) * n_train
-            work.checkpoints += int(c["pretrain"]["epochs"])
-    elif method == "geo":
-        node = c["method"]
-        n_unlabeled = n_train - sizes["labeled"]
-        per_epoch = n_unlabeled * N_TRANSFORMS
-        if node.get("max_samples_per_epoch"):
-            per_epoch = min(per_epoch, int(node["max_samples_per_epoch"]))
-        fit_rows = min(n_unlabeled, int(node["fit_max_samples"] or n_unlabeled))
-        val_rows = min(n_val, int(node["val_max_samples"] or n_val))
-        work.train = epochs * per_epoch
-        work.eval = N_TRANSFORMS * (fit_rows + val_rows + n_test)
-        work.geo = work.train + work.eval
-        work.checkpoints = epochs
-    else:  # a shallow baseline on PCA or CNN features
-        node = c["method"]
-        work.shallow = "ocsvm" if "nus" in node else "iforest"
-        n_fit = n_train - sizes["labeled"]
-        if node.get("max_train"):
-            n_fit = min(n_fit, int(node["max_train"]))
-        work.fits = len(node["nus"]) * len(node["gamma_exponents"]) if work.shallow == "ocsvm" else 1
-        work.fit_rows = n_fit
-        if (c.get("features") or {}).get("name") == "cnn":
-            shared = {k: c.get(k) for k in ("dataset", "setup", "anomaly", "profile", "model", "data_seed", "seed")}
-            work.features_key = _key(shared)
-            work.feature_eval = n_train + n_val + n_test
-        else:
-            work.network = None  # PCA: no network
-    return work
+        return RunWork(method=c["method"]["name"], network=network)
+    work = planned_work(c, sizes)
+    return RunWork(**asdict(work), method=c["method"]["name"], network=network if work.uses_network else None,
+                   altered=sizes["altered"])

@@ -15,18 +15,39 @@ CPU, where every run keeps float32, the default memory format, host-resident dat
 - data_on_device: the run's splits (only the uint8 images they use) copied to the device once, and
   every minibatch gathered there by index (auto: on CUDA). No augmentation exists to run on the host.
 - eval_batch_size: evaluation batches (null: 500 on a CPU, 1024 on a GPU).
+
+`device_name` names the hardware a device is (a run's provenance, the cost plan's calibration, the
+benchmarks): the one place that asks torch or the operating system.
 """
 
 from __future__ import annotations
 
 import contextlib
+import platform
+import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 PRECISIONS = ("auto", "float32", "bf16")
 EVAL_BATCH = {"cpu": 500, "cuda": 1024}
+
+
+def device_name(device: torch.device | str) -> str:
+    """The hardware `device` is: the GPU's name, else the CPU's model name (/proc/cpuinfo; elsewhere
+    platform.processor(), or the machine type when that is empty)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 @dataclass(frozen=True)
@@ -38,7 +59,7 @@ class Execution:
     channels_last: bool = False
     cudnn_benchmark: bool = False
     data_on_device: bool = False
-    eval_batch_size: int = 500
+    eval_batch_size: int = EVAL_BATCH["cpu"]
 
     @classmethod
     def resolve(cls, trainer, device: torch.device) -> Execution:
@@ -88,3 +109,9 @@ class Execution:
     def describe(self) -> dict:
         """For metrics.json: what the run really used."""
         return {**asdict(self), "device": str(self.device)}
+
+
+def show_progress(trainer) -> bool:
+    """Progress bars only when the `trainer` node asks (trainer.progress) and on a terminal: SLURM
+    logs and pipes get the plain log lines."""
+    return bool(trainer.progress) and sys.stderr.isatty()

@@ -3,11 +3,12 @@
 Per experiment and in total: the distinct runs (each experiment's sweep expanded and deduplicated
 exactly as `reproduce` launches it, without composing a config per job; runs an earlier experiment
 already has, and runs already done in the runs folder, are not counted again), the work they imply
-(dsvdd_repro/cost.py: training and evaluation image-passes, GEO's transformed passes, shallow fits)
-and its price on this device (dsvdd_repro/calibration.py: measured once per device, then cached):
-run-hours (the runs' time one after another) and the wall time with the launcher's parallelism
-(its jobs scheduled in order onto its workers), plus each sweep's start (the process and the
-expansion, both measured).
+(dsvdd_repro/cost.py: training and evaluation image-passes, GEO's transformed passes, shallow fits,
+as each run's setup and method state them; a method that states none stops the plan before any
+measurement) and its price on this device (dsvdd_repro/calibration.py: measured once per device,
+then cached): run-hours (the runs' time one after another) and the wall time with the launcher's
+parallelism (its jobs scheduled in order onto its workers), plus each sweep's start (the process
+and the expansion, both measured).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .atomic import atomic_write_bytes
 from .calibration import FIT_ROWS, Calibration, device_label
 from .config import register_configs
 from .cost import RunWork, data_here, run_work
+from .data.anomalies import generator_params
 from .execution import Execution
 from .runs import RunDirError, finished_run, identity_of, run_folder_of, verified_memo
 from .sweep_filter import validation_error
@@ -151,8 +153,7 @@ class Pricer:
 
     def _generator(self, c: dict) -> dict:
         anomaly = c["anomaly"]
-        params = {"n": anomaly["n"]} if anomaly["name"] == "block_perm" else {"thickness": anomaly["thickness"]}
-        return {"kind": "generator", "name": anomaly["name"], "params": params,
+        return {"kind": "generator", "name": anomaly["name"], "params": generator_params(anomaly),
                 "image_size": int(c["dataset"]["image_size"])}
 
     def tasks(self, c: dict, work: RunWork) -> list[dict]:
@@ -185,7 +186,7 @@ class Pricer:
             total += work.altered / get(self._generator(c))["altered"]
         if work.fits:
             fit = get({"kind": "fit", "name": work.shallow})["fit_seconds"]
-            total += work.fits * fit * (work.fit_rows / FIT_ROWS) ** (2 if work.shallow == "ocsvm" else 1)
+            total += work.fits * fit * (work.fit_rows / FIT_ROWS) ** work.fit_power
         return total
 
 

@@ -4,6 +4,10 @@
                                     [--experiments table1,table3] [--weights auto|imagenet|none|<path>]
     (also `dsvdd-reproduce`)
 
+Without --profile / --launcher it uses conf/config.yaml's defaults (`config_default`: the quick
+profile, the local launcher), the same a single `dsvdd-train` run gets, and what `make` asks for
+(`--print-default profile|launcher`): one place sets them.
+
 Each experiment is `dsvdd-train -m experiment=<name> profile=<profile> launcher=<launcher>`: the
 experiment's sweep (conf/experiment/<name>.yaml) as the profile restricts it
 (conf/profile/<profile>.yaml, `hydra.sweeper.restrict`), each axis only where it applies. Runs land
@@ -32,6 +36,21 @@ EXTRA_EXPERIMENTS = ("ruff2018_ten_classes",)
 DEFAULT_EXPERIMENTS = tuple(name for name in EXPERIMENTS if name not in EXTRA_EXPERIMENTS)
 LAUNCHERS = tuple(sorted(entry.name.removesuffix(".yaml") for entry in (CONF / "launcher").iterdir()
                          if entry.name.endswith(".yaml")))
+# the groups whose default option `--print-default` prints
+DEFAULT_GROUPS = ("profile", "launcher")
+
+
+def config_default(group: str) -> str:
+    """The option conf/config.yaml's defaults list chooses for `group` (profile, launcher): the
+    one place where the default of `dsvdd-train`, `dsvdd-reproduce` and `make` is set."""
+    from omegaconf import OmegaConf
+
+    with (CONF / "config.yaml").open() as handle:
+        defaults = OmegaConf.to_container(OmegaConf.load(handle).defaults, resolve=False)
+    chosen = [entry[group] for entry in defaults if isinstance(entry, dict) and group in entry]
+    if len(chosen) != 1:
+        raise KeyError(f"conf/config.yaml's defaults list chooses no single {group}: {chosen}")
+    return chosen[0]
 
 
 def profile_weights(profile: str) -> str:
@@ -76,7 +95,9 @@ def produced_by(args: argparse.Namespace, weights: str, seconds: float) -> str:
 
     import torch
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    from .execution import device_name
+
+    device = device_name("cuda") if torch.cuda.is_available() else "no GPU"
     return (f"`python -m dsvdd_repro.reproduce --profile {args.profile} --launcher {args.launcher} "
             f"--experiments {args.experiments}` (weights: {weights}); the runs took {seconds:.0f} s wall "
             f"({seconds / 60:.1f} min; finished runs found in the runs folder are skipped, not re-timed) on "
@@ -86,6 +107,7 @@ def produced_by(args: argparse.Namespace, weights: str, seconds: float) -> str:
 def print_plan(args: argparse.Namespace, chosen: list[str], weights: str) -> int:
     """`--plan`: the cost plan of the profile (dsvdd_repro/plan.py); weights=auto as the runs would
     resolve it, without downloading anything."""
+    from .cost import CostNotStated
     from .data.cache import default_cache_root
     from .models.weights import resolve_weights as resolve_cheaply
     from .plan import make_plan, render
@@ -93,8 +115,12 @@ def print_plan(args: argparse.Namespace, chosen: list[str], weights: str) -> int
     start = time.perf_counter()
     weights = resolve_cheaply(weights)
     runs_dir = (args.runs_dir or Path("runs") / args.profile).resolve()
-    plans, info = make_plan(args.profile, chosen, args.launcher, weights, runs_dir, default_cache_root(),
-                            args.recalibrate)
+    try:
+        plans, info = make_plan(args.profile, chosen, args.launcher, weights, runs_dir, default_cache_root(),
+                                args.recalibrate)
+    except CostNotStated as error:  # a method the plan cannot price: one line, nothing measured
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(render(plans, info, args.profile, args.launcher, weights))
     print(f"(plan made in {time.perf_counter() - start:.1f} s)")
     return 0
@@ -102,8 +128,10 @@ def print_plan(args: argparse.Namespace, chosen: list[str], weights: str) -> int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the paper's experiments for a profile, then the report.")
-    parser.add_argument("--profile", choices=PROFILES, default="quick")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="local")
+    parser.add_argument("--profile", choices=PROFILES, default=config_default("profile"),
+                        help="default: conf/config.yaml's (%(default)s)")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default=config_default("launcher"),
+                        help="default: conf/config.yaml's (%(default)s)")
     parser.add_argument("--experiments", default=",".join(DEFAULT_EXPERIMENTS),
                         help=f"comma-separated subset (default: all but {', '.join(EXTRA_EXPERIMENTS)})")
     parser.add_argument("--weights", help="model.weights for every run: auto, imagenet, none or a file "
@@ -114,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", action="store_true", help="print the cost plan (runs, work, estimated hours on "
                         "this device) and run nothing")
     parser.add_argument("--recalibrate", action="store_true", help="with --plan: measure this device's rates again")
+    parser.add_argument("--print-default", choices=DEFAULT_GROUPS, help="print the default option of a group "
+                        "(conf/config.yaml's, what `make` uses) and exit")
     args = parser.parse_args(argv)
+    if args.print_default:
+        print(config_default(args.print_default))
+        return 0
     chosen = [name.strip() for name in args.experiments.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(EXPERIMENTS))
     if unknown:

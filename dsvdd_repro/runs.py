@@ -30,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, OmegaConf
 
 from .atomic import atomic_write_bytes, is_temporary_of
 from .checkpoint import CHECKPOINT_FILE
-from .config import EXECUTION_KEYS, INTRODUCED_KEYS
+from .config import EXECUTION_KEYS, INTRODUCED_KEYS, NODE_GROUPS, swept_axes
 from .data.cache import default_cache_root
+from .execution import device_name
 from .integrity import changed_files
 
 METRICS_FILE = "metrics.json"
@@ -288,16 +289,6 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def provenance(device: torch.device) -> dict:
     versions = {}
     for name in PACKAGES:
@@ -312,16 +303,27 @@ def provenance(device: torch.device) -> dict:
         "python": platform.python_version(),
         "packages": versions,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device_name": device_name(device),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "hostname": platform.node(),
     }
 
 
+def swept_values(group: str, node: DictConfig | None) -> dict:
+    """{key: value} of every hyper-parameter the options of `group` declare as swept (`SWEPT`,
+    dsvdd_repro/schema.py), for a run whose `group` node is `node`: None where its option has no
+    such key or the run has no such node."""
+    values = {key: None if node is None else node.get(key) for key in swept_axes(group)}
+    return {key: OmegaConf.to_container(value) if isinstance(value, Container) else value
+            for key, value in values.items()}
+
+
 def run_axes(cfg: DictConfig) -> dict:
     """The experimental axes of a run, as recorded in metrics.json (contract C2); a group the run
-    does not have (e.g. `objective` for OC-SVM) records None."""
+    does not have (e.g. `objective` for OC-SVM) records None. Besides the fixed ones, every
+    hyper-parameter a node declares as swept (`SWEPT`: the soft-boundary nu, the regularizers' k,
+    d0, r and weighting) is an axis, after its group's name for the objective and the regularizer."""
     alteration = cfg.setup.name == "alteration"
     semi = bool(cfg.setup.get("semi_supervised"))
     model, objective, regularizer, optim = (cfg.get(group) for group in ("model", "objective", "regularizer", "optim"))
@@ -329,7 +331,7 @@ def run_axes(cfg: DictConfig) -> dict:
     labeled = cfg.setup.get("labeled_anomaly_class")
     regularized = regularizer is not None and regularizer.name != "none"
     anomaly = OmegaConf.to_object(cfg.anomaly) if alteration else None
-    return {
+    axes = {
         "method": cfg.method.name,
         "variant": variant_name(cfg),
         "dataset": cfg.dataset.name,
@@ -339,12 +341,9 @@ def run_axes(cfg: DictConfig) -> dict:
         "labeled_anomaly_class": int(labeled) if semi and not alteration and labeled is not None else None,
         "anomaly": {split: anomaly.spec(split) for split in ("train", "val", "test")} if alteration else None,
         "objective": None if objective is None else objective.name,
-        "nu": None if objective is None else objective.get("nu"),
+        **swept_values("objective", objective),
         "regularizer": None if regularizer is None else regularizer.name,
-        "k": regularizer.get("k") if regularized else None,
-        "d0": regularizer.get("d0") if regularized else None,
-        "r": regularizer.get("r") if regularized else None,
-        "weighting": regularizer.get("weighting") if regularized else None,
+        **swept_values("regularizer", regularizer if regularized else None),
         "bias": None if model is None else bool(model.bias),
         "pooling": None if model is None else model.get("pooling"),
         "weights": None if model is None else model.get("weights"),
@@ -357,3 +356,8 @@ def run_axes(cfg: DictConfig) -> dict:
         "data_seed": int(cfg.data_seed),
         "profile": cfg.profile.name,
     }
+    for group in NODE_GROUPS:  # the swept keys other groups' options declare (the package's own: none)
+        if group not in ("objective", "regularizer"):
+            for key, value in swept_values(group, cfg.get(group)).items():
+                axes.setdefault(key, value)
+    return axes

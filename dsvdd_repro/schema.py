@@ -1,5 +1,5 @@
 """What every config node shares: the one-line input error, the value checks, registration of a
-node in Hydra's ConfigStore, and building the object a node names.
+node in Hydra's ConfigStore, and building the object a node names (or finding its class).
 
 A config node is a dataclass with a `_target_` (the class it builds), a `name` (the option's name,
 recorded in metrics.json) and the keys that option reads, nothing else. Its value checks live in
@@ -7,6 +7,16 @@ its `__post_init__`, with the helpers below; `dsvdd_repro.config.validate` runs 
 of a composed config (by converting it to its dataclass) and prefixes the group to the key. A
 dataclass is optional for users' own options: a YAML file with `_target_` and `name` in a config
 group folder (on Hydra's search path) is a node too; its class then checks its own arguments.
+
+A node's dataclass also says what a run of it records and what is chosen on validation data, as
+class attributes (not keys: they are no part of a run's identity):
+- `SWEPT`: the hyper-parameters of this option that sweeps vary (e.g. the noise regularizer's `k`).
+  Every key any option of a group declares is an axis of every run (metrics.json, contract C2;
+  None where the run's option has no such key), so runs of different options stay comparable
+  (`dsvdd_repro.runs.run_axes`, the report's columns, the selection's cells).
+- `SELECTED`: those of its swept keys the report chooses per cell by mean validation AUC over
+  seeds (dsvdd_repro/selection.py), never by test AUC.
+A node's declarations are its own and those of the node classes it extends (`declared`).
 
 This module imports nothing of the package, so every layer (data, models, methods) may use it.
 """
@@ -19,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 T = TypeVar("T")
@@ -27,6 +37,9 @@ T = TypeVar("T")
 # (group, option name) -> the `_target_` of every node registered with `config_node`: the only
 # targets a config read back from a run folder may name (dsvdd_repro/received.py)
 NODE_TARGETS: dict[tuple[str, str], str | None] = {}
+# (group, option name) -> the dataclass of every node registered with `config_node`, in the order
+# they were registered: where `declared` reads what the nodes of a group record and select
+NODE_CLASSES: dict[tuple[str, str], type] = {}
 
 
 class ConfigError(ValueError):
@@ -49,9 +62,25 @@ def config_node(group: str, name: str) -> Callable[[type[T]], type[T]]:
         node = dataclass(cls)
         ConfigStore.instance().store(group=group, name=name, node=node)
         NODE_TARGETS[(group, name)] = getattr(node, "_target_", None)
+        NODE_CLASSES[(group, name)] = node
         return node
 
     return register
+
+
+def declared(attribute: str, group: str | None = None) -> tuple[str, ...]:
+    """The keys the registered nodes (of `group`, or of every group) declare in `attribute`
+    (`SWEPT`, `SELECTED`; see the module docstring), each once: first the keys the node classes
+    declare themselves, in the order they were registered, then those they inherit (e.g. the
+    weighting keys every regularizer shares)."""
+    own: dict[str, None] = {}
+    inherited: dict[str, None] = {}
+    for (node_group, _), node in NODE_CLASSES.items():
+        if group is None or node_group == group:
+            own.update(dict.fromkeys(vars(node).get(attribute, ())))
+            for base in node.__mro__[1:]:
+                inherited.update(dict.fromkeys(vars(base).get(attribute, ())))
+    return (*own, *(key for key in inherited if key not in own))
 
 
 def build(node: DictConfig | dict, **kwargs: Any) -> Any:
@@ -61,6 +90,13 @@ def build(node: DictConfig | dict, **kwargs: Any) -> Any:
     params = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
     params.pop("name", None)
     return instantiate(params, _partial_=True, _convert_="all")(**kwargs)
+
+
+def target_owner(target: str) -> Any:
+    """What a `_target_` names, as the holder of its class-level facts (`REQUIRES`, `planned_work`):
+    the class itself, the class of a classmethod (e.g. `DeepSVDD.from_context`), else the function."""
+    named = get_object(target)
+    return getattr(named, "__self__", named)
 
 
 def one_of(key: str, value: Any, allowed: Iterable[Any]) -> None:

@@ -1,8 +1,9 @@
 """Hyperparameter selection on validation data only (Section V-B): the one selection layer.
 
 The paper picks the number k of random-label tasks of the noise regularizer from
-K_GRID = {5, 30, 50, 60, 70, 100, 130, 200} "via grid search using the validation performance as a
-selection criterion". The rule, in one place (`_best`):
+{5, 30, 50, 60, 70, 100, 130, 200} (conf/grid/paper.yaml) "via grid search using the validation
+performance as a selection criterion". Which swept hyper-parameters are chosen this way the nodes
+declare (`SELECTED`, dsvdd_repro/schema.py: k of the noise regularizer). The rule, in one place (`_best`):
 
 1. the caller names the axes that make a cell (`cell`); runs that agree on them are one cell,
    and every axis not named (the seed, and anything else) is averaged over;
@@ -12,7 +13,7 @@ selection criterion". The rule, in one place (`_best`):
    reporting and never looked at to choose.
 
 The report's tables and figures call `select_by_validation` with their cell axes; the command line
-uses `DEFAULT_CELL_AXES`, every recorded run axis except the seed:
+uses `default_cell_axes()`, every recorded run axis except the seeds:
 `python -m dsvdd_repro.selection runs/<profile> [--param k] [--cell AXIS ...] [--out selection.csv]`.
 """
 
@@ -25,18 +26,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import selected_axes, swept_axes
 from .runs import collect_metrics
 
-K_GRID = (5, 30, 50, 60, 70, 100, 130, 200)
 # Mean validation AUCs closer than this are a tie (float noise of a mean over a few seeds is ~1e-16).
 TIE_TOLERANCE = 1e-12
-# The axes a run records in metrics.json (contract C2) that make a cell for the command line: all
-# of them but the seed, which is averaged over. The swept parameter itself is left out when chosen.
-DEFAULT_CELL_AXES = (
-    "method", "variant", "dataset", "setup", "normal_class", "semi_supervised", "labeled_anomaly_class",
-    "anomaly", "objective", "nu", "regularizer", "k", "d0", "r", "weighting", "bias", "pooling", "weights",
-    "lr", "backbone_lr_factor", "image_size", "epochs", "features", "profile",
-)
+
+
+def default_cell_axes() -> tuple[str, ...]:
+    """The axes a run records in metrics.json (contract C2) that make a cell for the command line:
+    all of them but the seeds, which are averaged over, with every swept hyper-parameter the nodes
+    declare (`runs.run_axes`). The chosen parameter itself is left out when chosen."""
+    fixed = ("method", "variant", "dataset", "setup", "normal_class", "semi_supervised", "labeled_anomaly_class",
+             "anomaly", "objective", *swept_axes("objective"), "regularizer", *swept_axes("regularizer"), "bias",
+             "pooling", "weights", "lr", "backbone_lr_factor", "image_size", "epochs", "features", "profile")
+    return (*fixed, *(axis for axis in swept_axes() if axis not in fixed))
+
+
 CHOICE_COLUMNS = ("val_auc_mean", "n_seeds", "test_auc_mean", "candidates")
 
 
@@ -107,9 +113,10 @@ def _flat(value):
     return repr(value) if isinstance(value, (dict, list)) else value
 
 
-def runs_frame(runs: list[dict], axes: Sequence[str] = DEFAULT_CELL_AXES) -> pd.DataFrame:
+def runs_frame(runs: list[dict], axes: Sequence[str] | None = None) -> pd.DataFrame:
     """Finished runs (metrics.json contents) as a table, one row per run, nested axes (e.g.
     `anomaly`) as text, and every axis in `axes` present (None where a run did not record it)."""
+    axes = default_cell_axes() if axes is None else axes
     rows = [{key: _flat(value) for key, value in run.items() if key != "history"} for run in runs]
     frame = pd.DataFrame(rows)
     for column in ("status", "seed", "val_auc", "test_auc", *axes):
@@ -121,11 +128,14 @@ def runs_frame(runs: list[dict], axes: Sequence[str] = DEFAULT_CELL_AXES) -> pd.
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Choose a hyperparameter per cell by validation AUC.")
     parser.add_argument("root", type=Path, help="folder holding run folders (metrics.json)")
-    parser.add_argument("--param", default="k", help="the run axis to choose (default: k)")
-    parser.add_argument("--cell", nargs="+", default=list(DEFAULT_CELL_AXES),
-                        help="the run axes that make a cell (default: every recorded axis but the seed)")
+    parser.add_argument("--param", help="the run axis to choose (default: the first the nodes declare as "
+                        "chosen on validation, k)")
+    parser.add_argument("--cell", nargs="+", help="the run axes that make a cell (default: every recorded axis "
+                        "but the seeds)")
     parser.add_argument("--out", type=Path, help="write the selection as CSV")
     args = parser.parse_args(argv)
+    args.param = args.param or selected_axes()[0]
+    args.cell = args.cell or list(default_cell_axes())
     frame = runs_frame(collect_metrics(args.root), args.cell)
     if args.param not in frame.columns or frame[args.param].isna().all():
         print(f"error: no finished run below {args.root} has a value of {args.param!r}", file=sys.stderr)

@@ -25,11 +25,12 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .atomic import atomic_write_bytes
 from .checkpoint import Checkpoint
-from .config import anomaly, register_configs, show_progress, validate
+from .config import anomaly, register_configs, validate
 from .data.cache import default_cache_root
 from .data.errors import DatasetRootError
 from .data.protocols import ProtocolSplits
 from .evaluation import auroc
+from .execution import show_progress
 from .integrity import file_record
 from .methods.base import RunContext
 from .models.weights import WeightsError, imagenet_weights_path, load_imagenet_state
@@ -78,7 +79,7 @@ def resolve_device(name: str) -> torch.device:
 def make_splits(cfg: DictConfig, images) -> ProtocolSplits:
     """The run's train / val / test splits of `images`: its setup's protocol, its anomalies, its profile's caps."""
     limits = {key: cfg.profile[key] for key in ("max_train", "max_val", "max_test")}
-    return OmegaConf.to_object(cfg.setup).splits(images, cfg.data_seed, limits, anomaly(cfg), show_progress(cfg))
+    return OmegaConf.to_object(cfg.setup).splits(images, cfg.data_seed, limits, anomaly(cfg), show_progress(cfg.trainer))
 
 
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> dict:
@@ -138,7 +139,7 @@ def _execute(cfg: DictConfig, run_dir: Path, run_identity: dict) -> dict:
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = resolve_device(cfg.trainer.device)
-    progress = show_progress(cfg)
+    progress = show_progress(cfg.trainer)
     images = build(cfg.dataset).load(progress=progress)
     splits = make_splits(cfg, images)
     log.info("splits: %s", splits.sizes())
@@ -238,7 +239,7 @@ def main(cfg: DictConfig) -> dict | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     try:
         # on a terminal, log lines are printed above the progress bars instead of through them
-        with logging_redirect_tqdm() if show_progress(cfg) else contextlib.nullcontext():
+        with logging_redirect_tqdm() if show_progress(cfg.trainer) else contextlib.nullcontext():
             metrics = run(cfg, run_dir, list(hydra_cfg.overrides.task))
     except (*INPUT_ERRORS, RunDirError) as error:
         return _refused(error, "invalid", 2, sweeping, run_dir)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 from pathlib import Path
@@ -33,9 +32,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_throughput import compose_run, timed  # noqa: E402  (the same composition and timing)
 
+from dsvdd_repro.execution import device_name  # noqa: E402
 from dsvdd_repro.methods.base import RunContext  # noqa: E402
 from dsvdd_repro.methods.deep_svdd.objectives import initial_center  # noqa: E402
 from dsvdd_repro.methods.deep_svdd.pretrain import AutoencoderPretraining  # noqa: E402
+from dsvdd_repro.methods.deep_svdd.trainer import INPUT_FIT_BATCH  # noqa: E402
 from dsvdd_repro.schema import build  # noqa: E402
 from dsvdd_repro.train import make_splits, resolve_device, seed_everything  # noqa: E402
 
@@ -99,7 +100,7 @@ def measure(args, threads: int, precision: str, images) -> dict:
     context = RunContext(cfg, images.image_size, device, None, None)
     detector = build(cfg.method, context=context)
     train, test = splits.train, splits.test
-    detector.net.fit_inputs(train)
+    detector.net.fit_inputs(images for _, images in train.iter_batches(INPUT_FIT_BATCH))
     detector.center = initial_center(detector.embed(train).mean(dim=0), detector.center_eps)
     batch, eval_batch = int(cfg.trainer.batch_size), detector.execution.eval_batch_size
     bare = Bare(detector, train, batch, eval_batch)
@@ -136,7 +137,7 @@ def main() -> None:
                  "cifar-10-batches-py/ or train/ and test/ class folders> (or pass --root)")
     cfg = compose_run(["variant=dsvdd_ruff2018", "dataset=cifar10", f"dataset.root={args.root}"])
     images = build(cfg.dataset).load(progress=False)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
+    print(f"{device_name('cpu')}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
           f"normal class {args.normal_class}; rounds={args.rounds} steps={args.steps}")
     print(f"\n{'threads':>7} {'precision':>9} {'phase':<12}{'ours img/s':>11}{'bare img/s':>11}{'ratio':>7}"
           f"{'s / 5,000':>10}  authors' code")

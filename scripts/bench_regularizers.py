@@ -10,21 +10,23 @@ model-only rate (forward + backward + Adam step of the bare network on sum(phi^2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
 import torch
 
 from dsvdd_repro.methods.deep_svdd.objectives import one_class_loss, squared_distances
-from dsvdd_repro.methods.deep_svdd.regularizers import LossWeight, NoiseRegularizer, VarianceRegularizer
-from dsvdd_repro.models.resnet import ResNet18Features
+from dsvdd_repro.methods.deep_svdd.regularizers import NoiseConfig, VarianceConfig
+from dsvdd_repro.models.resnet import ResNet18Config
+from dsvdd_repro.schema import build
 
 
 def make_step(kind: str, net, device, image_size: int):
     center = torch.full((net.feature_dim(image_size),), 0.1, device=device)
-    regularizer = {"noise": lambda: NoiseRegularizer(512, k=50), "variance": lambda: VarianceRegularizer()}.get(kind)
-    regularizer = regularizer().to(device) if regularizer else None
-    weight = LossWeight("adaptive")
+    node = {"noise": NoiseConfig(k=50), "variance": VarianceConfig()}.get(kind)  # adaptive weighting
+    regularizer = build(dataclasses.asdict(node), feature_dim=512, seed=0).to(device) if node else None
+    weight = regularizer.weight if regularizer else None
     params = list(net.parameters()) + (list(regularizer.parameters()) if regularizer else [])
     optimizer = torch.optim.Adam(params, lr=1e-4, weight_decay=5e-4)
 
@@ -46,7 +48,7 @@ def make_step(kind: str, net, device, image_size: int):
 
 def measure(kind: str, args, device) -> float:
     torch.manual_seed(0)
-    net = ResNet18Features(bias=True).to(device).train()
+    net = build(dataclasses.asdict(ResNet18Config(bias=True, weights="none"))).to(device).train()
     step = make_step(kind, net, device, args.image_size)
     images = torch.randint(0, 256, (args.batch_size, 3, args.image_size, args.image_size), dtype=torch.uint8)
     images = images.to(device)

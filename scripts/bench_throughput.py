@@ -4,7 +4,8 @@ Prints, in one run, images/s of
 - the bare model's training step (ResNet-18 features, random init, forward + sum(phi^2).mean() +
   backward + Adam, batch --batch-size, uint8 images already on the device) and its evaluation
   (eval-mode no-grad forward, batch --eval-batch), both under the run's execution settings
-  (dsvdd_repro/execution.py: precision, channels_last);
+  (dsvdd_repro/execution.py: precision, channels_last), timed by the cost plan's own harness
+  (dsvdd_repro/calibration.py `NetworkSteps`: the steps its measured speeds come from);
 - our real training epoch (`DeepSVDD._train_epoch`, variant dsvdd_bias_noise, on --rows CIFAR-10
   training rows), our evaluation (`DeepSVDD.embed` of the validation split) and GEO's transformed
   scoring (`GEO._normality`, counted in transformed images, 72 per image), each as a ratio to the
@@ -25,7 +26,6 @@ import argparse
 import copy
 import dataclasses
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,12 +38,14 @@ import torch
 from hydra import compose, initialize_config_module
 
 import dsvdd_repro
+from dsvdd_repro.calibration import NetworkSteps
 from dsvdd_repro.checkpoint import Checkpoint
 from dsvdd_repro.config import validate
 from dsvdd_repro.data.cache import default_cache_root
+from dsvdd_repro.execution import device_name
 from dsvdd_repro.methods.base import RunContext
 from dsvdd_repro.methods.geo import N_TRANSFORMS
-from dsvdd_repro.models.resnet import ResNet18Features
+from dsvdd_repro.models.resnet import ResNet18Config
 from dsvdd_repro.runs import write_model, write_scores
 from dsvdd_repro.schema import build
 from dsvdd_repro.train import make_splits, resolve_device, seed_everything
@@ -95,41 +97,6 @@ def write_results(folder: Path, detector, split, scores: np.ndarray) -> None:
     write_model(folder / "model.pt", detector.export())
 
 
-class Bare:
-    """The bare network under the run's execution settings: a training step and an evaluation batch."""
-
-    def __init__(self, execution, args):
-        torch.manual_seed(0)
-        self.execution = execution
-        self.net = execution.module(ResNet18Features(bias=True))
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=1e-4, weight_decay=5e-4)
-        size = (3, args.image_size, args.image_size)
-        self.train_images = execution.inputs(torch.randint(0, 256, (args.batch_size, *size), dtype=torch.uint8))
-        self.eval_images = execution.inputs(torch.randint(0, 256, (execution.eval_batch_size, *size),
-                                                          dtype=torch.uint8))
-
-    def train_step(self) -> None:
-        self.net.train()
-        with self.execution.autocast():
-            features = self.net(self.train_images)
-        loss = features.float().pow(2).sum(dim=1).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-
-    @torch.no_grad()
-    def eval_batch(self) -> None:
-        self.net.eval()
-        with self.execution.autocast():
-            self.net(self.eval_images).float()
-
-    def rate(self, fn, n_images: int, steps: int, warmup: int, device: torch.device) -> float:
-        for _ in range(warmup):
-            fn()
-        times = [timed(device, fn)[0] for _ in range(steps)]
-        return n_images / statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -141,7 +108,7 @@ def main() -> None:
     parser.add_argument("--geo-rows", type=int, default=100, help="images GEO scores (x72 transformed)")
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--eval-batch", type=int, default=None, help="default: the execution's (500 CPU, 1024 CUDA)")
-    parser.add_argument("--steps", type=int, default=20, help="timed bare steps per round (median taken)")
+    parser.add_argument("--steps", type=int, default=20, help="timed bare steps per round (their mean rate)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed bare steps per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions (median taken)")
     parser.add_argument("--root", default=os.environ.get("DSVDD_CIFAR10_ROOT"), help="default: $DSVDD_CIFAR10_ROOT")
@@ -176,7 +143,10 @@ def main() -> None:
     geo = build(geo_cfg.method, context=RunContext(geo_cfg, images.image_size, device, cache_root, None))
     geo.alpha = torch.full((N_TRANSFORMS, N_TRANSFORMS), 2.0, dtype=torch.float64)  # as fitted; no training
     geo_split = head(splits.val, args.geo_rows)
-    bare = Bare(execution, args)
+    torch.manual_seed(0)
+    network = build(dataclasses.asdict(ResNet18Config(bias=True, weights="none")))
+    bare = NetworkSteps(network, execution, args.image_size, args.batch_size)
+    timing = {"warmup": args.warmup, "min_steps": args.steps, "min_seconds": 0.0}  # --steps, however long
     train, val = splits.train, splits.val
     optimizer = detector._optimizer()
     rng = np.random.default_rng(0)
@@ -187,9 +157,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         detector.checkpoint = Checkpoint(Path(tmp))
         for epoch in range(1, args.rounds + 1):
-            rates["bare train"].append(bare.rate(bare.train_step, args.batch_size, args.steps, args.warmup, device))
-            rates["bare eval"].append(bare.rate(bare.eval_batch, execution.eval_batch_size, args.steps, args.warmup,
-                                                device))
+            bare_rates = bare.rates(**timing)
+            rates["bare train"].append(bare_rates["train"])
+            rates["bare eval"].append(bare_rates["eval"])
             begin_s, progress = timed(device, detector._begin, train)
             costs["begin"].append(begin_s)
             rates["epoch"].append(len(train) / timed(device, detector._train_epoch, train, optimizer, rng, epoch)[0])
@@ -205,8 +175,7 @@ def main() -> None:
     rate = {key: statistics.median(values) for key, values in rates.items()}
     seconds.update({key: statistics.median(values) for key, values in costs.items()})
     epoch_s = len(train) / rate["epoch"]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device={device} ({name}) torch_threads={torch.get_num_threads()} precision={execution.precision} "
+    print(f"device={device} ({device_name(device)}) torch_threads={torch.get_num_threads()} precision={execution.precision} "
           f"channels_last={execution.channels_last} image_size={images.image_size} batch={args.batch_size} "
           f"eval_batch={execution.eval_batch_size} data_on_device={execution.data_on_device}")
     print(f"rows: train={len(train)} val={len(val)} geo={len(geo_split)}x{N_TRANSFORMS}  "

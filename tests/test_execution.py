@@ -8,11 +8,8 @@ import torch
 from dsvdd_repro.config import TrainerConfig
 from dsvdd_repro.evaluation import auroc
 from dsvdd_repro.execution import Execution
-from dsvdd_repro.methods.deep_svdd.objectives import OneClass
-from dsvdd_repro.methods.deep_svdd.regularizers import NoiseRegularizer
-from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD
-from dsvdd_repro.models.resnet import ResNet18Features
 from dsvdd_repro.schema import ConfigError
+from tests.nodes import deep_svdd, noise, resnet18
 from tests.test_trainer import tiny_splits
 
 CPU = torch.device("cpu")
@@ -34,8 +31,8 @@ def test_an_unknown_precision_is_refused_naming_the_key():
 def train(precision: str, channels_last: bool = False):
     torch.manual_seed(0)
     execution = Execution(CPU, precision=precision, channels_last=channels_last)
-    detector = DeepSVDD(ResNet18Features(bias=True), OneClass(), NoiseRegularizer(512, k=5, seed=0), CPU, epochs=3,
-                        batch_size=12, lr=1e-3, seed=0, progress=False, execution=execution)
+    detector = deep_svdd(resnet18(bias=True), regularizer=noise(512, k=5, seed=0), epochs=3, batch_size=12, lr=1e-3,
+                         seed=0, progress=False, execution=execution)
     splits = tiny_splits(0)
     summary = detector.fit(splits.train, splits.val)
     scores = detector.score(splits.test)

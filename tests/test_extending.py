@@ -1,7 +1,10 @@
-"""Extending the suite through config alone (README, "Extending"): a user's own regularizer (a class
-in the user's module plus a YAML node on Hydra's search path) and a user's own images
-(`dataset=folder`), run end to end without touching any file of dsvdd_repro/."""
+"""Extending the suite without touching any file of dsvdd_repro/ (README, "Extending"): a user's own
+regularizer through config alone (a class in the user's module plus a YAML node on Hydra's search
+path) and a user's own images (`dataset=folder`), run end to end; and a user's regularizer registered
+as the package registers its own (`config_node`), whose node declares its own hyper-parameter as
+swept and chosen on validation: runs record it and the report's selection chooses it per cell."""
 
+import importlib
 import json
 import os
 import subprocess
@@ -9,10 +12,17 @@ import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
+from hydra.core.config_store import ConfigStore
 from PIL import Image
 
-from tests.conftest import ROOT
+from dsvdd_repro import schema, train
+from dsvdd_repro.report.collect import collect_runs
+from dsvdd_repro.report.published import table_names
+from dsvdd_repro.report.tables import table_cells
+from dsvdd_repro.runs import run_axes
+from tests.conftest import ROOT, TINY, compose_config
 
 # The user's module: an L2 penalty on phi, mean_i ||phi(x_i)||^2, weighted like the paper's regularizers.
 USER_MODULE = '''
@@ -79,3 +89,96 @@ def test_a_users_regularizer_and_images_run_end_to_end_through_config_alone(tmp_
     history = metrics["history"]
     assert len(history) == 2 and all(entry["loss_reg"] > 0 and entry["reg_weight"] == 1.0 for entry in history)
     assert metrics["data"]["splits"]["train"]["n"] > 0 and 0.0 <= metrics["test_auc"] <= 1.0
+
+
+# The user's module: a hinge that keeps the features' spread around their batch mean above `target`,
+# a node of its own (registered like the package's), whose `target` is swept and chosen on validation.
+SPREAD_MODULE = '''
+from typing import ClassVar
+
+import torch
+
+from dsvdd_repro.methods.deep_svdd.regularizers import Regularizer, WeightingKeys
+from dsvdd_repro.schema import config_node, positive
+
+
+@config_node("regularizer", "spread")
+class SpreadConfig(WeightingKeys):
+    SWEPT: ClassVar[tuple[str, ...]] = ("target",)
+    SELECTED: ClassVar[tuple[str, ...]] = ("target",)
+
+    _target_: str = "my_spread.SpreadRegularizer"
+    name: str = "spread"
+    target: float = 1.0
+
+    def __post_init__(self) -> None:
+        positive("target", self.target)
+        self.check_weighting()
+
+
+class SpreadRegularizer(Regularizer):
+    name = "spread"
+
+    def __init__(self, feature_dim, seed, target, **weighting):
+        super().__init__(**weighting)
+        self.target = target
+
+    def forward(self, features):
+        spread = (features - features.mean(dim=0)).pow(2).sum(dim=1).mean()
+        return torch.relu(self.target - spread)
+'''
+
+
+@pytest.fixture
+def spread_regularizer(tmp_path, monkeypatch):
+    """The user's module imported, so its node is registered; unregistered again afterwards, so that
+    no other test sees it."""
+    (tmp_path / "my_spread.py").write_text(textwrap.dedent(SPREAD_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield importlib.import_module("my_spread")
+    ConfigStore.instance().repo["regularizer"].pop("spread.yaml", None)
+    schema.NODE_TARGETS.pop(("regularizer", "spread"), None)
+    schema.NODE_CLASSES.pop(("regularizer", "spread"), None)
+    sys.modules.pop("my_spread", None)
+
+
+# val / test AUC per (normal class, target): validation prefers 0.5 for class 0 and 2 for class 1,
+# the test AUCs the other way round, so a choice by test AUC (or none) would give another number
+AUCS = {(0, 0.5): (0.90, 0.50), (0, 2.0): (0.60, 0.80), (1, 0.5): (0.60, 0.70), (1, 2.0): (0.90, 0.55)}
+
+
+def test_a_users_swept_hyper_parameter_is_recorded_and_chosen_on_validation(tmp_path, spread_regularizer):
+    base = [item for item in TINY if not item.startswith(("variant=", "trainer.epochs="))] + ["trainer.epochs=1"]
+    runs = tmp_path / "runs"
+    for (normal_class, target), (val_auc, test_auc) in AUCS.items():
+        cfg = compose_config([*base, "regularizer=spread", f"regularizer.target={target}",
+                              f"setup.normal_class={normal_class}"])
+        assert run_axes(cfg)["target"] == target
+        run_dir = runs / f"c{normal_class}_t{target}"
+        assert train.run(cfg, run_dir)["status"] == "done"
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        # (1) the run records the node's own hyper-parameter among its axes, beside every earlier axis
+        assert metrics["status"] == "done" and metrics["variant"] == "custom_dsvdd_spread"
+        assert metrics["target"] == target and metrics["config"]["regularizer"]["target"] == target
+        assert {"nu", "k", "d0", "r", "weighting"} <= set(metrics) and metrics["k"] is None
+        assert metrics["weighting"] == "adaptive" and all(entry["loss_reg"] >= 0 for entry in metrics["history"])
+        # known AUCs, so that what is chosen is known: the report reads only metrics.json
+        (run_dir / "metrics.json").write_text(json.dumps({**metrics, "val_auc": val_auc, "test_auc": test_auc}))
+
+    # (2) the report: a table of the user's own (a published cell of this variant) chooses the target
+    # per normal class on validation AUC, as the package's tables choose k
+    published = pd.DataFrame([{
+        "table": "spread", "variant": "custom_dsvdd_spread", "row_label": "D. SVDD w/ spread reg.",
+        "dataset": "fake", "setup": "one_vs_all", "semi_supervised": False, "train_anomaly": "",
+        "val_anomaly": "", "test_anomaly": "", "objective": "one_class", "lr": 1e-3, "weighting": "adaptive",
+        "column_label": "one-vs-all", "mean": 60.0, "spread": 1.0, "bold": False, "note": "",
+    }])
+    assert table_names(published) == ("spread",)
+    collected = collect_runs(runs, published)
+    assert sorted(collected["target"]) == [0.5, 0.5, 2.0, 2.0]
+    cell = table_cells(collected, published, "spread").iloc[0]
+    assert cell["status"] == "ok" and cell["n_runs"] == 2 and cell["n_classes"] == 2
+    assert cell["target"] == "0.5,2"  # class 0 chose 0.5, class 1 chose 2
+    assert cell["ours_mean"] == pytest.approx(100 * (0.50 + 0.55) / 2)  # the validation-chosen runs' test AUC
+    assert cell["k"] == ""  # the package's own selected parameter: this variant has none
+

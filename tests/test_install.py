@@ -61,7 +61,8 @@ def test_a_non_editable_install_trains_and_reports_from_an_empty_folder(tmp_path
     metrics = list((empty / "runs").rglob("metrics.json"))
     assert len(metrics) == 1 and '"status": "done"' in metrics[0].read_text()
 
-    report = subprocess.run([str(bin_dir / "dsvdd-report"), "runs/paper", "--out", "report"], cwd=empty, env=env,
+    # a run without profile= is of the default profile, quick (conf/config.yaml), and lands in runs/quick
+    report = subprocess.run([str(bin_dir / "dsvdd-report"), "runs/quick", "--out", "report"], cwd=empty, env=env,
                             capture_output=True, text=True, timeout=600)
     assert report.returncode == 0, report.stderr[-3000:]
     assert (empty / "report" / "runs.csv").is_file() and (empty / "report" / "tableII.md").is_file()

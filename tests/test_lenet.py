@@ -1,13 +1,18 @@
 """The original deep SVDD's CIFAR-10 LeNet, its decoder and its preprocessing (models/lenet.py)."""
 
+import ast
+import inspect
+
 import numpy as np
 import pytest
 import torch
 
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
-from dsvdd_repro.models.lenet import GCNMinMax, LeNetCIFAR10, LeNetConfig, gcn_l1
+from dsvdd_repro.models import lenet as lenet_module
+from dsvdd_repro.models.lenet import GCNMinMax, LeNetConfig, gcn_l1
 from dsvdd_repro.schema import ConfigError
+from tests.nodes import lenet
 
 
 def normal_train():
@@ -25,14 +30,23 @@ def test_gcn_l1_by_hand():
 def test_min_max_is_fitted_on_the_training_images_and_maps_them_onto_0_1():
     train = normal_train()
     inputs = GCNMinMax()
-    info = inputs.fit(train)
+    info = inputs.fit(images for _, images in train.iter_batches(7))  # plain uint8 batches: 7, 7, 7, 7, 2
     x = inputs(train.batch(np.arange(len(train))))
     assert info["fitted_on"] == len(train) == 30
     assert float(x.min()) == pytest.approx(0.0, abs=1e-6) and float(x.max()) == pytest.approx(1.0, abs=1e-6)
+    again = GCNMinMax()
+    again.fit([train.batch(np.arange(len(train)))])  # the same range however the images are batched
+    assert (float(again.low), float(again.high)) == (float(inputs.low), float(inputs.high))
+
+
+def test_the_network_knows_no_dataset():
+    imported = [node.module for node in ast.walk(ast.parse(inspect.getsource(lenet_module)))
+                if isinstance(node, ast.ImportFrom)]
+    assert not any(module and module.split(".")[0] == "data" for module in imported), imported
 
 
 def test_bias_free_lenet_has_no_bias_and_no_affine_batch_norm():
-    free, biased = LeNetCIFAR10(bias=False), LeNetCIFAR10(bias=True)
+    free, biased = lenet(bias=False), lenet(bias=True)
     assert not any(name.endswith("bias") for name, _ in free.named_parameters())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) and m.affine for m in free.modules())
     assert any(name.endswith("bias") for name, _ in biased.named_parameters())
@@ -81,12 +95,12 @@ def _bounds_hold(module, bounds):
 
 def test_the_authors_initialisation_bounds_every_convolution_of_encoder_and_decoder():
     torch.manual_seed(0)
-    net = LeNetCIFAR10(init="xavier_leaky_relu")
+    net = lenet(init="xavier_leaky_relu")
     assert AUTHORS_BOUNDS["convs.0"] == pytest.approx(0.11710, abs=1e-5)
     _bounds_hold(net, AUTHORS_BOUNDS)
     _bounds_hold(net.decoder(), DECODER_BOUNDS)
     # PyTorch's default (init=torch) is kaiming_uniform_(a=sqrt(5)): bound 1 / sqrt(fan_in), 2-3.4x smaller
-    default = LeNetCIFAR10()
+    default = lenet()
     assert float(default.convs[1].weight.detach().abs().max()) <= 1 / (32 * 25) ** 0.5
     assert AUTHORS_BOUNDS["convs.1"] * (32 * 25) ** 0.5 == pytest.approx(2.0, abs=1e-3)  # 2x on conv2
     assert AUTHORS_BOUNDS["convs.2"] * (64 * 25) ** 0.5 == pytest.approx(2.0, abs=1e-3)
@@ -95,7 +109,7 @@ def test_the_authors_initialisation_bounds_every_convolution_of_encoder_and_deco
 
 
 def test_a_float_input_is_refused_not_passed_through_unprocessed():
-    net = LeNetCIFAR10().eval()
+    net = lenet().eval()
     images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     with pytest.raises(TypeError, match="uint8 images.*got torch.float32"):
         net(images.float())

@@ -7,13 +7,14 @@ import torch
 from torchvision.models import ResNet18_Weights, resnet18
 
 from dsvdd_repro.models import weights as weights_module
-from dsvdd_repro.models.resnet import ResNet18Config, ResNet18Features
+from dsvdd_repro.models.resnet import ResNet18Config
 from dsvdd_repro.models.weights import WeightsError
 from dsvdd_repro.schema import ConfigError
+from tests import nodes
 
 
 def test_bias_false_zeroes_and_freezes_every_batchnorm_shift():
-    net = ResNet18Features(bias=False)
+    net = nodes.resnet18(bias=False)
     betas = [m.bias for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(betas) == 20
     assert all(not b.requires_grad and b.abs().sum() == 0 for b in betas)
@@ -23,14 +24,14 @@ def test_bias_false_zeroes_and_freezes_every_batchnorm_shift():
 
 
 def test_bias_true_keeps_batchnorm_shifts_trainable():
-    net = ResNet18Features(bias=True)
+    net = nodes.resnet18(bias=True)
     assert all(m.bias.requires_grad for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
 def test_pooling_max_vs_none_feature_sizes():
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
-    assert ResNet18Features(pooling="max").eval()(images).shape == (2, 512)
-    assert ResNet18Features(pooling="none").eval()(images).shape == (2, 512 * 2 * 2)
+    assert nodes.resnet18(pooling="max").eval()(images).shape == (2, 512)
+    assert nodes.resnet18(pooling="none").eval()(images).shape == (2, 512 * 2 * 2)
     with pytest.raises(ConfigError, match="pooling='mean'"):
         ResNet18Config(pooling="mean")
 
@@ -40,7 +41,7 @@ def test_weights_from_a_state_dict_file_load_every_backbone_tensor(tmp_path):
     torch.nn.init.constant_(source.layer4[1].bn2.weight, 0.123)
     path = tmp_path / "resnet18.pth"
     torch.save(source.state_dict(), path)
-    net = ResNet18Features(weights=str(path))
+    net = nodes.resnet18(weights=str(path))
     assert torch.allclose(net.body[7][1].bn2.weight, torch.full((512,), 0.123))
     assert net.weights_info["weights"] == "file" and len(net.weights_info["sha256"]) == 64
 
@@ -51,7 +52,7 @@ def test_weights_file_missing_a_tensor_fails_naming_it(tmp_path):
     path = tmp_path / "partial.pth"
     torch.save(state, path)
     with pytest.raises(WeightsError, match="missing backbone tensors: layer2.0.conv1.weight"):
-        ResNet18Features(weights=str(path))
+        nodes.resnet18(weights=str(path))
 
 
 def test_weights_file_with_wrong_shapes_or_foreign_tensors_fails(tmp_path):
@@ -60,17 +61,17 @@ def test_weights_file_with_wrong_shapes_or_foreign_tensors_fails(tmp_path):
     path = tmp_path / "bad.pth"
     torch.save(state, path)
     with pytest.raises(WeightsError, match="wrong shapes: conv1.weight"):
-        ResNet18Features(weights=str(path))
+        nodes.resnet18(weights=str(path))
     state = resnet18(weights=None).state_dict()
     state["extra.head.weight"] = torch.zeros(3)
     torch.save(state, path)
     with pytest.raises(WeightsError, match="extra.head.weight"):
-        ResNet18Features(weights=str(path))
+        nodes.resnet18(weights=str(path))
 
 
 def test_weights_path_that_does_not_exist(tmp_path):
     with pytest.raises(WeightsError, match="no such file; allowed: imagenet, none"):
-        ResNet18Features(weights=str(tmp_path / "nope.pth"))
+        nodes.resnet18(weights=str(tmp_path / "nope.pth"))
 
 
 def test_imagenet_offline_fails_fast_saying_where_and_what_else(monkeypatch, tmp_path):
@@ -81,7 +82,7 @@ def test_imagenet_offline_fails_fast_saying_where_and_what_else(monkeypatch, tmp
 
     monkeypatch.setattr(ResNet18_Weights, "get_state_dict", no_network)
     with pytest.raises(WeightsError) as error:
-        ResNet18Features(weights="imagenet")
+        nodes.resnet18(weights="imagenet")
     message = str(error.value)
     assert str(tmp_path / "checkpoints" / "resnet18-f37072fd.pth") in message
     assert "model.weights=none" in message and "model.weights=/path/to" in message
@@ -95,15 +96,15 @@ def test_imagenet_weights_go_through_torchvisions_api(monkeypatch, tmp_path):
     expected.parent.mkdir(parents=True)
     torch.save(source.state_dict(), expected)
     monkeypatch.setattr(ResNet18_Weights, "get_state_dict", lambda self, **kw: torch.load(expected))
-    net = ResNet18Features(weights="imagenet")
+    net = nodes.resnet18(weights="imagenet")
     assert net.weights_info["weights"] == "imagenet" and net.weights_info["file"] == str(expected)
     assert torch.equal(net.body[0].weight, source.conv1.weight)
 
 
 def test_pooling_readings_max_avg_and_none():
     torch.manual_seed(0)
-    net = ResNet18Features(pooling="max").eval()
-    avg = ResNet18Features(pooling="avg").eval()
+    net = nodes.resnet18(pooling="max").eval()
+    avg = nodes.resnet18(pooling="avg").eval()
     avg.load_state_dict(net.state_dict())
     images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     with torch.no_grad():
@@ -113,8 +114,8 @@ def test_pooling_readings_max_avg_and_none():
 
 
 def test_affine_free_reading_fixes_batchnorm_scales_to_one_as_well():
-    shift = ResNet18Features(bias=False, bias_free="zero_shift")
-    free = ResNet18Features(bias=False, bias_free="affine_free")
+    shift = nodes.resnet18(bias=False, bias_free="zero_shift")
+    free = nodes.resnet18(bias=False, bias_free="affine_free")
     norms = [m for m in free.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert all((m.weight == 1).all() and not m.weight.requires_grad and (m.bias == 0).all() for m in norms)
     assert all(m.weight.requires_grad for m in shift.modules() if isinstance(m, torch.nn.BatchNorm2d))

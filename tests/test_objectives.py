@@ -97,11 +97,11 @@ def test_auroc_orientation_and_constant_scores():
 
 
 def test_soft_boundary_radius_waits_for_the_warm_up_epochs():
-    from dsvdd_repro.methods.deep_svdd.objectives import SoftBoundary
+    from tests.nodes import soft_boundary
 
     dist = torch.tensor([1.0, 4.0, 9.0, 16.0, 25.0])
     zero = torch.zeros(())
-    warm = SoftBoundary(nu=0.2, warm_up_epochs=2)
+    warm = soft_boundary(nu=0.2, warm_up_epochs=2)
     assert warm.next_radius(dist, zero, epoch=1) == 0 and warm.next_radius(dist, zero, epoch=2) == 0
     assert float(warm.next_radius(dist, zero, epoch=3)) == pytest.approx(torch.quantile(dist.sqrt(), 0.8).item())
-    assert float(SoftBoundary(nu=0.2).next_radius(dist, zero, epoch=1)) > 0  # the paper: from the start
+    assert float(soft_boundary(nu=0.2).next_radius(dist, zero, epoch=1)) > 0  # the paper: from the start

@@ -8,14 +8,16 @@ import sys
 import numpy as np
 import pytest
 
-from dsvdd_repro.cost import run_work
-from dsvdd_repro.data.cifar10 import CIFAR10
+from dsvdd_repro.cost import CostNotStated, run_work
+from dsvdd_repro.data.cifar10 import CIFAR10Config
 from dsvdd_repro.data.fake import FakeImages, make_fake
-from dsvdd_repro.data.voc2012 import VOC2012
-from dsvdd_repro.data.wikiart import WIKIART_PAPER_STYLES, WikiArt
-from dsvdd_repro.plan import make_plan, schedule
+from dsvdd_repro.data.voc2012 import VOC2012Config
+from dsvdd_repro.data.wikiart import WikiArtConfig
+from dsvdd_repro.methods.base import Detector, PlannedWork
+from dsvdd_repro.plan import Pricer, make_plan, schedule
 from dsvdd_repro.setups import AlterationSetup, AnomalyConfig, OneVsAllSetup
 from tests.conftest import ROOT, compose_config
+from tests.nodes import from_node
 from tests.test_reproduce import EXPECTED_RUNS
 
 SETUPS = [
@@ -41,10 +43,10 @@ def test_planned_sizes_are_those_of_the_real_splits(setup, limits):
 
 
 def test_the_full_datasets_give_the_papers_split_sizes():
-    """Section V-A's numbers, from each source's pool sizes."""
-    cifar = CIFAR10(None, 32).planned_counts()
-    voc = VOC2012(None, 224).planned_counts()
-    wikiart = WikiArt(None, 224, styles=list(WIKIART_PAPER_STYLES)).planned_counts()
+    """Section V-A's numbers, from each source's pool sizes (its node's defaults: the paper's styles)."""
+    cifar = from_node(CIFAR10Config(root=None)).planned_counts()
+    voc = from_node(VOC2012Config(root=None)).planned_counts()
+    wikiart = from_node(WikiArtConfig(root=None)).planned_counts()
     sizes = {
         "cifar10 alteration": (AlterationSetup(), cifar, (40_000, 20_000, 20_000)),
         "voc2012 alteration": (AlterationSetup(), voc, (5_717, 4_658, 6_988)),
@@ -79,6 +81,74 @@ def test_a_runs_work_is_counted_from_its_config():
     assert lenet.eval == 5_000 + 10_000
 
 
+class SilentDetector(Detector):
+    """A user's method that states no run cost."""
+
+    def fit(self, train, val):
+        return {}
+
+    def score(self, split):
+        return np.zeros(len(split))
+
+    @classmethod
+    def from_context(cls, context):
+        return cls()
+
+
+class StatedDetector(SilentDetector):
+    """A user's method that states its cost: its network trains on every training row each epoch,
+    then scores the test set."""
+
+    @staticmethod
+    def planned_work(config, sizes):
+        return PlannedWork(train=int(config["trainer"]["epochs"]) * sizes["train"], eval=sizes["test"])
+
+
+def _users_method(target):
+    quick = ["profile=quick", "profile.weights=none", "dataset=cifar10", "setup=alteration", "anomaly=strokes"]
+    c = _container(quick + ["variant=dsvdd_bias"])
+    c["method"] = {"_target_": target, "name": "mine"}
+    return c
+
+
+def _unit_prices(self, tasks):
+    for task in tasks:
+        self.entries[self.key(task)] = {"train": 1.0, "eval": 1.0, "pretrain": 1.0, "checkpoint_seconds": 0.0,
+                                        "altered": 1e12, "fit_seconds": 0.0, "startup": 0.0}
+
+
+def test_a_method_that_states_no_cost_is_refused_before_anything_is_priced(tmp_path, monkeypatch):
+    from dsvdd_repro.calibration import Calibration
+
+    c = _users_method("tests.test_plan.SilentDetector.from_context")
+    message = ("method=mine: tests.test_plan.SilentDetector states no run cost "
+               "(implement planned_work(config, sizes))")
+    with pytest.raises(CostNotStated) as refused:
+        run_work(c)
+    assert str(refused.value) == message
+    monkeypatch.setattr("dsvdd_repro.plan.sweep_containers",
+                        lambda *args: ((1, None), [("run", str(tmp_path / "run"), c)], 0.0))
+    monkeypatch.setattr(Calibration, "measure", lambda self, tasks: pytest.fail("measured a refused plan"))
+    with pytest.raises(CostNotStated, match="SilentDetector states no run cost"):
+        make_plan("quick", ["mine"], "local", "none", tmp_path / "runs", tmp_path)
+
+
+def test_a_method_that_states_its_cost_is_priced(tmp_path, monkeypatch):
+    import torch
+
+    from dsvdd_repro.calibration import Calibration
+
+    monkeypatch.setattr(Calibration, "measure", _unit_prices)
+    c = _users_method("tests.test_plan.StatedDetector.from_context")
+    work = run_work(c)
+    # quick: 3 epochs of the 1,000 training rows; 500 natural + 500 altered test rows
+    assert (work.method, work.train, work.eval, work.network, work.fits) == ("mine", 3_000, 1_000, ("resnet18", 32), 0)
+    assert work.altered == 250 + 500  # the validation and test sets' altered halves (quick caps)
+    pricer = Pricer(Calibration(tmp_path, "cpu", 1, 1), torch.device("cpu"))
+    pricer.calibration.measure(pricer.tasks(c, work))
+    assert pricer.seconds(c, work) == pytest.approx(3_000 + 1_000)  # unit prices: 1 image/s, free anomalies
+
+
 def _container(overrides):
     from omegaconf import OmegaConf
 
@@ -96,12 +166,7 @@ def test_the_paper_plan_counts_every_experiments_runs_once(tmp_path, monkeypatch
     once; with unit prices (1 image/s, no fixed cost) the run-seconds are the image-passes."""
     from dsvdd_repro.calibration import Calibration
 
-    def unit_prices(self, tasks):
-        for task in tasks:
-            self.entries[self.key(task)] = {"train": 1.0, "eval": 1.0, "pretrain": 1.0, "checkpoint_seconds": 0.0,
-                                            "altered": 1e12, "fit_seconds": 0.0, "startup": 0.0}
-
-    monkeypatch.setattr(Calibration, "measure", unit_prices)
+    monkeypatch.setattr(Calibration, "measure", _unit_prices)
     monkeypatch.setattr("dsvdd_repro.plan.data_here", lambda container: True)  # every dataset, here or not
     plans, info = make_plan("paper", sorted(EXPECTED_RUNS), "local", "imagenet", tmp_path / "runs", tmp_path)
     for plan in plans:

@@ -6,12 +6,19 @@ from omegaconf import OmegaConf
 
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
-from dsvdd_repro.methods.deep_svdd.objectives import OneClass
-from dsvdd_repro.methods.deep_svdd.pretrain import AutoencoderPretraining
-from dsvdd_repro.methods.deep_svdd.regularizers import NoRegularizer
-from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD, _schedule
+from dsvdd_repro.methods.deep_svdd.pretrain import AutoencoderConfig
+from dsvdd_repro.methods.deep_svdd.trainer import _schedule
 from dsvdd_repro.methods.optim import MultiStepConfig
-from dsvdd_repro.models.lenet import LeNetCIFAR10
+from tests.nodes import deep_svdd, from_node, lenet
+
+
+def pretraining(**keys):
+    return from_node(AutoencoderConfig(**keys))
+
+
+def fit_inputs(net, split):
+    """The network's preprocessing fitted on the split's images (as the trainer hands them over)."""
+    return net.fit_inputs(images for _, images in split.iter_batches(len(split)))
 
 
 def splits(train_fraction):
@@ -21,11 +28,11 @@ def splits(train_fraction):
 
 def test_pretraining_lowers_the_reconstruction_error_and_changes_the_encoder():
     torch.manual_seed(0)
-    net = LeNetCIFAR10()
+    net = lenet()
     train = splits(1.0).train
-    net.fit_inputs(train)
+    fit_inputs(net, train)
     before = [p.detach().clone() for p in net.parameters()]
-    summary = AutoencoderPretraining(epochs=4, lr=1e-3, milestones=[3])(net, train, 10, torch.device("cpu"), 0, False)
+    summary = pretraining(epochs=4, lr=1e-3, milestones=[3])(net, train, 10, torch.device("cpu"), 0, False)
     assert len(summary["loss"]) == 4 and summary["loss"][-1] < summary["loss"][0]
     assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
 
@@ -36,9 +43,9 @@ def test_the_published_protocol_scores_the_last_epoch_with_the_scheduled_learnin
     data = splits(1.0)
     assert set(np.unique(data.val.labels)) == {1} and len(data.train) == 40
     schedule = OmegaConf.structured(MultiStepConfig(milestones=[2]))
-    detector = DeepSVDD(LeNetCIFAR10(), OneClass(), NoRegularizer(), torch.device("cpu"), lr=1e-3, epochs=3, backbone_lr_factor=1.0,
-                        batch_size=10, progress=False, lr_schedule=lambda optimizer: _schedule(schedule, optimizer),
-                        pretrain=AutoencoderPretraining(epochs=1, milestones=[]))
+    detector = deep_svdd(lenet(), lr=1e-3, epochs=3, backbone_lr_factor=1.0, batch_size=10, progress=False,
+                         lr_schedule=lambda optimizer: _schedule(schedule, optimizer),
+                         pretrain=pretraining(epochs=1, milestones=[]))
     summary = detector.fit(data.train, data.val)
     assert [entry["lr"] for entry in summary["history"]] == [1e-3, 1e-3, 1e-4]  # / 10 at the milestone
     assert summary["best_epoch"] == 3 and summary["val_auc"] is None
@@ -68,10 +75,10 @@ def test_pretraining_in_bf16_autocast_takes_the_error_in_float32():
     losses = {}
     for precision in ("float32", "bf16"):
         torch.manual_seed(0)
-        net = LeNetCIFAR10(init="xavier_leaky_relu")
-        net.fit_inputs(train)
+        net = lenet(init="xavier_leaky_relu")
+        fit_inputs(net, train)
         execution = Execution(torch.device("cpu"), precision=precision)
-        losses[precision] = AutoencoderPretraining(epochs=2, lr=1e-3, milestones=[])(
+        losses[precision] = pretraining(epochs=2, lr=1e-3, milestones=[])(
             net, train, 10, torch.device("cpu"), 0, False, execution=execution)["loss"]
     assert losses["bf16"] != losses["float32"]  # autocast really ran
     np.testing.assert_allclose(losses["bf16"], losses["float32"], rtol=0.02)

@@ -10,21 +10,13 @@ from torch import nn
 
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
-from dsvdd_repro.methods.deep_svdd.objectives import OneClass
-from dsvdd_repro.methods.deep_svdd.regularizers import (
-    LossWeight,
-    NoiseRegularizer,
-    NoRegularizer,
-    VarianceConfig,
-    VarianceRegularizer,
-    minibatch_variance,
-)
-from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD
+from dsvdd_repro.methods.deep_svdd.regularizers import LossWeight, VarianceConfig, minibatch_variance
 from dsvdd_repro.schema import ConfigError
+from tests.nodes import deep_svdd, noise, variance, weighting
 
 
 def test_noise_loss_eq4_by_hand():
-    reg = NoiseRegularizer(feature_dim=2, k=2)
+    reg = noise(feature_dim=2, k=2)
     with torch.no_grad():
         reg.head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
         reg.head.bias.zero_()
@@ -37,27 +29,27 @@ def test_noise_loss_eq4_by_hand():
 
 
 def test_noise_loss_of_an_uninformative_head_is_log2():
-    reg = NoiseRegularizer(feature_dim=4, k=7)
+    reg = noise(feature_dim=4, k=7)
     nn.init.zeros_(reg.head.weight)
     nn.init.zeros_(reg.head.bias)
     assert reg(torch.randn(10, 4)).item() == pytest.approx(math.log(2), rel=1e-6)
 
 
 def test_random_labels_are_fresh_every_iteration_and_balanced():
-    reg = NoiseRegularizer(feature_dim=4, k=50, seed=0)
+    reg = noise(feature_dim=4, k=50, seed=0)
     first = reg.random_labels(100, torch.device("cpu"))
     second = reg.random_labels(100, torch.device("cpu"))
     assert not torch.equal(first, second)
     assert set(first.unique().tolist()) == {0.0, 1.0}
     assert abs(first.mean().item() - 0.5) < 0.03
-    again = NoiseRegularizer(feature_dim=4, k=50, seed=0).random_labels(100, torch.device("cpu"))
+    again = noise(feature_dim=4, k=50, seed=0).random_labels(100, torch.device("cpu"))
     assert torch.equal(first, again)  # seeded: reproducible runs
 
 
 def test_minibatch_variance_and_hinge_eq5():
     features = torch.tensor([[1.0, 0.0], [3.0, 0.0], [5.0, 3.0]])
     assert minibatch_variance(features).item() == pytest.approx(3.5)  # (4 + 3) / 2, n - 1 = 2
-    reg = VarianceRegularizer(d0=5.0, r=3)
+    reg = variance(d0=5.0, r=3)
     assert reg(features).item() == pytest.approx(1.5)  # max(0, 5 - 3.5)
     reg.start_epoch(3)  # d = 0.5 < 3.5: no penalty
     assert reg(features).item() == 0.0
@@ -67,12 +59,12 @@ def test_minibatch_variance_and_hinge_eq5():
 
 def test_hinge_gradient_pushes_variance_up_only_below_threshold():
     features = torch.tensor([[0.0], [0.2]], requires_grad=True)  # variance 0.02
-    VarianceRegularizer(d0=0.1)(features).backward()
+    variance(d0=0.1)(features).backward()
     assert features.grad[0, 0] > 0 > features.grad[1, 0]  # descent spreads the two points apart
 
 
 def test_annealing_divides_by_10_every_r_epochs():
-    reg = VarianceRegularizer(d0=0.1, r=3)
+    reg = variance(d0=0.1, r=3)
     thresholds = [reg.threshold_at(e) for e in range(9)]  # 0-based epoch indices
     assert thresholds == pytest.approx([0.1] * 3 + [0.01] * 3 + [0.001] * 3)
     reg.start_epoch(6)
@@ -80,7 +72,7 @@ def test_annealing_divides_by_10_every_r_epochs():
 
 
 def test_adaptive_weight_recursion_eq7():
-    weight = LossWeight("adaptive", alpha=0.9, beta=0.5, c0=0.0)
+    weight = LossWeight(**weighting(weighting="adaptive", alpha=0.9, beta=0.5, c0=0.0))
     c1 = weight.update(torch.tensor(10.0), torch.tensor(2.0))
     assert c1.item() == pytest.approx(0.9 * 0 + 0.5 * 0.1 * 5.0)  # 0.25
     c2 = weight.update(torch.tensor(4.0), torch.tensor(1.0))
@@ -92,11 +84,11 @@ def test_adaptive_weight_recursion_eq7():
 def test_adaptive_weight_carries_no_gradient_and_fixed_is_one():
     svdd = torch.tensor(3.0, requires_grad=True)
     reg = torch.tensor(1.5, requires_grad=True)
-    c = LossWeight("adaptive").update(svdd, reg)
+    c = LossWeight(**weighting(weighting="adaptive")).update(svdd, reg)
     assert not c.requires_grad
     (svdd + c * reg).backward()
     assert svdd.grad.item() == 1.0 and reg.grad.item() == pytest.approx(c.item())
-    fixed = LossWeight("fixed")
+    fixed = LossWeight(**weighting(weighting="fixed"))
     assert fixed.update(torch.tensor(100.0), torch.tensor(0.1)).item() == 1.0
     with pytest.raises(ConfigError, match="weighting='sometimes'"):
         VarianceConfig(weighting="sometimes")
@@ -123,8 +115,8 @@ def toy_splits():
 
 def train_tiny(regularizer=None, lr=0.1, epochs=8, seed=0):
     torch.manual_seed(seed)
-    detector = DeepSVDD(
-        TinyNet(), OneClass(), regularizer or NoRegularizer(), torch.device("cpu"),
+    detector = deep_svdd(
+        TinyNet(), regularizer=regularizer,
         lr=lr, backbone_lr_factor=1.0, epochs=epochs, batch_size=20, progress=False, seed=seed, weight_decay=5e-4,
     )
     splits = toy_splits()
@@ -144,12 +136,12 @@ def test_a_biased_network_collapses_at_a_high_learning_rate_and_the_diagnostics_
 
 
 def test_noise_regularizer_loss_approaches_log2():
-    _, summary, _ = train_tiny(regularizer=NoiseRegularizer(feature_dim=8, k=30, seed=0), lr=1e-2, epochs=6)
+    _, summary, _ = train_tiny(regularizer=noise(feature_dim=8, k=30, seed=0), lr=1e-2, epochs=6)
     assert summary["history"][-1]["loss_reg"] == pytest.approx(math.log(2), abs=0.01)
 
 
 def test_the_noise_head_takes_no_part_in_scoring():
-    regularizer = NoiseRegularizer(feature_dim=8, k=5, seed=0)
+    regularizer = noise(feature_dim=8, k=5, seed=0)
     detector, _, splits = train_tiny(regularizer=regularizer, lr=1e-3, epochs=2)
     scores = detector.score(splits.test)
     with torch.no_grad():
@@ -162,13 +154,12 @@ def test_the_noise_head_takes_no_part_in_scoring():
 
 
 def test_the_head_trains_at_the_full_rate_and_the_backbone_lower():
-    detector = DeepSVDD(TinyNet(), OneClass(), NoiseRegularizer(8, k=5), torch.device("cpu"), lr=1e-2,
-                        backbone_lr_factor=0.1, progress=False)
+    detector = deep_svdd(TinyNet(), regularizer=noise(8, k=5), lr=1e-2, backbone_lr_factor=0.1, progress=False)
     rates = [group["lr"] for group in detector._optimizer().param_groups]
     assert rates == pytest.approx([1e-3, 1e-2])
 
 
 def test_variance_history_records_the_threshold_schedule():
-    _, summary, _ = train_tiny(regularizer=VarianceRegularizer(d0=0.1, r=2), lr=1e-3, epochs=5)
+    _, summary, _ = train_tiny(regularizer=variance(d0=0.1, r=2), lr=1e-3, epochs=5)
     assert [h["variance_threshold"] for h in summary["history"]] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
     assert all(h["reg_weight"] is not None for h in summary["history"])

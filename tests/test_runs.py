@@ -7,7 +7,7 @@ import pytest
 
 from dsvdd_repro import train
 from dsvdd_repro.runs import identity
-from tests.conftest import CONF_DIR, TINY, compose_config
+from tests.conftest import CONF_DIR, TINY, compose_config, with_profile
 
 
 def test_a_done_folder_of_another_configuration_is_not_overwritten(tmp_path):
@@ -49,7 +49,7 @@ def _run_dir(overrides):
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides, return_hydra_config=True).hydra.run.dir
+        return compose("config", overrides=with_profile(overrides), return_hydra_config=True).hydra.run.dir
 
 def test_run_folders_are_named_by_the_run_identity_and_stay_short():
     many = [*TINY, "setup=alteration", "anomaly=strokes", "anomaly.thickness=1", "anomaly.train.name=block_perm",

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from dsvdd_repro.selection import DEFAULT_CELL_AXES, choose, main, select_by_validation
+from dsvdd_repro.selection import choose, default_cell_axes, main, select_by_validation
 
 
 def run(k, seed, val, test, normal_class=0, status="done", **axes):
@@ -80,8 +80,10 @@ def write(root, runs):
 
 
 def test_command_line_reads_run_folders_with_explicit_default_cell_axes(tmp_path, capsys):
-    assert "seed" not in DEFAULT_CELL_AXES
-    assert {"dataset", "variant", "lr", "normal_class"} <= set(DEFAULT_CELL_AXES)
+    axes = default_cell_axes()
+    assert "seed" not in axes and "data_seed" not in axes
+    # the swept hyper-parameters the nodes declare are axes (the soft-boundary nu, the regularizers')
+    assert {"dataset", "variant", "lr", "normal_class", "nu", "k", "d0", "r", "weighting"} <= set(axes)
     write(tmp_path, [run(5, 0, 0.6, 0.5), run(30, 0, 0.8, 0.5), run(5, 0, 0.9, 0.5, normal_class=1),
                      run(30, 0, 0.1, 0.5, normal_class=1), run(200, 0, 1.0, 1.0, status="failed")])
     assert main([str(tmp_path), "--out", str(tmp_path / "sel.csv")]) == 0

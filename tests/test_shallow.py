@@ -16,6 +16,7 @@ from dsvdd_repro.methods.features import (
     FeatureCache,
     FeatureExtractor,
     PCAFeatures,
+    PCAFeaturesConfig,
     content_hash,
     fit_pca,
     selection_rows,
@@ -23,6 +24,7 @@ from dsvdd_repro.methods.features import (
 )
 from dsvdd_repro.methods.geo import PAPER_EPOCHS
 from dsvdd_repro.methods.shallow import (
+    IForestConfig,
     IForestDetector,
     OCSVMConfig,
     OCSVMDetector,
@@ -33,6 +35,7 @@ from dsvdd_repro.models.resnet import ResNet18Config
 from dsvdd_repro.runs import variant_name
 from dsvdd_repro.schema import ConfigError
 from tests.conftest import TINY, compose_config
+from tests.nodes import shallow
 
 
 def _split(n: int = 12, size: int = 8, n_altered: int = 0, seed: int = 0, name: str = "s") -> SplitData:
@@ -68,7 +71,7 @@ def test_pca_keeps_the_fewest_components_above_the_requested_variance(n, d):
 
 def test_pca_features_report_retained_variance_and_are_fitted_on_train_only():
     train_split, other = _split(40, seed=1), _split(30, seed=2)
-    pca = PCAFeatures(variance=0.9, progress=False)
+    pca = PCAFeatures(variance=0.9, gcn=PCAFeaturesConfig().gcn, progress=False)
     info = pca.fit(train_split)
     assert info["retained_variance"] > 0.9 and info["input_dim"] == 3 * 8 * 8 and info["n_fit"] == 40
     features = pca.transform(train_split)
@@ -86,11 +89,11 @@ def _toy_with_outlier(seed: int = 0):
     return x_train, x_val, y_val, x_test
 
 
-@pytest.mark.parametrize("detector_cls", [OCSVMDetector, IForestDetector])
-def test_scores_are_higher_for_the_known_outlier(detector_cls):
+@pytest.mark.parametrize(("detector_cls", "node"), [(OCSVMDetector, OCSVMConfig), (IForestDetector, IForestConfig)])
+def test_scores_are_higher_for_the_known_outlier(detector_cls, node):
     x_train, x_val, y_val, x_test = _toy_with_outlier()
     grid = {"nus": (0.1,), "gamma_exponents": (-2, 0)} if detector_cls is OCSVMDetector else {}
-    detector = detector_cls(None, progress=False, **grid)
+    detector = shallow(detector_cls, node(), progress=False, **grid)
     summary = detector._fit(x_train, x_val, y_val)
     scores = detector._score(x_test)
     assert scores[-1] > scores[:-1].max()
@@ -99,8 +102,8 @@ def test_scores_are_higher_for_the_known_outlier(detector_cls):
 
 def test_ocsvm_selects_the_best_validation_auc_and_caps_the_training_set():
     x_train, x_val, y_val, _ = _toy_with_outlier()
-    detector = OCSVMDetector(None, nus=(0.05, 0.5), gamma_exponents=(-8, 0, 6), gamma_unit="scale", max_train=120,
-                             progress=False)
+    detector = shallow(OCSVMDetector, OCSVMConfig(), nus=(0.05, 0.5), gamma_exponents=(-8, 0, 6), gamma_unit="scale",
+                       max_train=120, progress=False)
     summary = detector._fit(x_train, x_val, y_val)
     grid = summary["selection"]["grid"]
     assert len(grid) == 6 and summary["selection"]["n_train_used"] == 120
@@ -113,7 +116,7 @@ def test_ocsvm_selects_the_best_validation_auc_and_caps_the_training_set():
 
 def test_ocsvm_defaults_to_ruff_et_als_absolute_grid_on_every_training_row():
     x_train, x_val, y_val, _ = _toy_with_outlier()
-    detector = OCSVMDetector(None, progress=False)
+    detector = shallow(OCSVMDetector, OCSVMConfig(), progress=False)
     summary = detector._fit(x_train, x_val, y_val)
     grid = summary["selection"]["grid"]
     assert [(row["nu"], row["gamma"]) for row in grid] == [
@@ -194,14 +197,16 @@ def test_feature_cache_is_hit_the_second_time_and_invalidated_when_an_input_chan
 
 
 def test_cnn_features_cache_key_holds_weights_pooling_size_and_init_seed():
+    from dsvdd_repro.execution import Execution
     from dsvdd_repro.methods.features import CNNFeatures
 
-    def model(pooling):
-        return OmegaConf.structured(ResNet18Config(pooling=pooling, weights="none"))
+    def cnn(pooling, seed):
+        execution = Execution(torch.device("cpu"))
+        model = OmegaConf.structured(ResNet18Config(pooling=pooling, weights="none"))
+        return CNNFeatures(model, 8, seed=seed, device=execution.device, batch_size=execution.eval_batch_size,
+                           progress=False, execution=execution)
 
-    a = CNNFeatures(model("max"), 8, seed=0, device=torch.device("cpu"), progress=False)
-    b = CNNFeatures(model("max"), 8, seed=0, device=torch.device("cpu"), progress=False)
-    c = CNNFeatures(model("none"), 8, seed=1, device=torch.device("cpu"), progress=False)
+    a, b, c = cnn("max", 0), cnn("max", 0), cnn("none", 1)
     assert a.params() == b.params() != c.params()
     assert a.params()["init_seed"] == 0 and a.params()["image_size"] == 8
     split = _split(4)

@@ -7,10 +7,7 @@ import torch
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
 from dsvdd_repro.evaluation import COLLAPSE_RATIO, COLLAPSED_RELATIVE_VARIANCE, HEALTHY_RELATIVE_VARIANCE
-from dsvdd_repro.methods.deep_svdd.objectives import OneClass, SoftBoundary
-from dsvdd_repro.methods.deep_svdd.regularizers import NoRegularizer
-from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD
-from dsvdd_repro.models.resnet import ResNet18Features
+from tests.nodes import deep_svdd, one_class, resnet18, soft_boundary
 
 
 def tiny_splits(seed=0):
@@ -20,9 +17,8 @@ def tiny_splits(seed=0):
 
 def fit(objective="one_class", epochs=2, seed=0, lr=1e-3, bias=True):
     torch.manual_seed(seed)
-    loss = SoftBoundary(nu=0.2) if objective == "soft_boundary" else OneClass()
-    detector = DeepSVDD(ResNet18Features(bias=bias), loss, NoRegularizer(), torch.device("cpu"),
-                        epochs=epochs, batch_size=12, lr=lr, seed=seed, progress=False)
+    loss = soft_boundary(nu=0.2) if objective == "soft_boundary" else one_class()
+    detector = deep_svdd(resnet18(bias=bias), loss, epochs=epochs, batch_size=12, lr=lr, seed=seed, progress=False)
     splits = tiny_splits(seed)
     summary = detector.fit(splits.train, splits.val)
     return detector, summary, detector.score(splits.test), splits
@@ -30,7 +26,7 @@ def fit(objective="one_class", epochs=2, seed=0, lr=1e-3, bias=True):
 
 def test_scores_are_finite_not_constant_and_training_changes_parameters():
     torch.manual_seed(0)
-    before = [p.detach().clone() for p in ResNet18Features().parameters()]
+    before = [p.detach().clone() for p in resnet18().parameters()]
     detector, summary, scores, splits = fit()
     assert scores.shape == (len(splits.test),) and np.isfinite(scores).all()
     assert np.std(scores) > 0
@@ -85,8 +81,7 @@ def collapse_after_epoch(detector, first: int, scale: float):
 
 def test_collapse_is_detected_and_best_epoch_precedes_it():
     # features equal within float32 tolerance from epoch 2 on: flagged, and the model of epoch 1 kept
-    detector = DeepSVDD(ResNet18Features(), OneClass(), NoRegularizer(), torch.device("cpu"), epochs=3,
-                        batch_size=12, progress=False)
+    detector = deep_svdd(resnet18(), epochs=3, batch_size=12, progress=False)
     splits = tiny_splits()
     collapse_after_epoch(detector, first=2, scale=1e-3)
     summary = detector.fit(splits.train, splits.val)
@@ -110,7 +105,7 @@ def test_the_collapse_threshold_lies_between_what_collapsed_and_healthy_networks
 
 
 def test_score_before_fit_is_an_error():
-    detector = DeepSVDD(ResNet18Features(), OneClass(), NoRegularizer(), torch.device("cpu"), progress=False)
+    detector = deep_svdd(resnet18(), progress=False)
     with pytest.raises(RuntimeError, match="before fit"):
         detector.score(tiny_splits().test)
 
@@ -131,7 +126,7 @@ def test_batch_norm_calibration_sets_running_statistics_to_the_training_average(
     torch.manual_seed(0)
     net = _ConvBN()
     params = [p.detach().clone() for p in net.parameters()]
-    detector = DeepSVDD(net, OneClass(), NoRegularizer(), torch.device("cpu"), batch_size=10, progress=False)
+    detector = deep_svdd(net, batch_size=10, progress=False)
     train = tiny_splits().train  # 24 normal images: batches of 10, 10, 4
     assert detector.calibrate_batch_norm(train) == 1
     with torch.no_grad():
@@ -149,8 +144,7 @@ def test_calibration_runs_before_the_center_only_when_asked():
     splits = tiny_splits()
     for calibrate, expected_tracked in ((False, 0), (True, 3)):
         net = _ConvBN()
-        detector = DeepSVDD(net, OneClass(), NoRegularizer(), torch.device("cpu"), batch_size=10, epochs=0,
-                            calibrate_bn=calibrate, progress=False)
+        detector = deep_svdd(net, batch_size=10, epochs=0, calibrate_bn=calibrate, progress=False)
         detector.fit(splits.train, splits.val)
         assert int(net.bn.num_batches_tracked) == expected_tracked
 
@@ -175,8 +169,7 @@ def test_a_loss_that_explodes_ends_the_run_as_diverged_and_keeps_the_model_befor
     # the last batch norm's scale and shift x 1e4 before epoch 2 (features ~1e4-fold, the loss ~1e8 x the
     # first step's, as lr=1 can give): epoch 2's first step is past divergence_factor; the run stops
     # there, keeps epoch 1's model and scores with it
-    detector = DeepSVDD(ResNet18Features(), OneClass(), NoRegularizer(), torch.device("cpu"), epochs=3,
-                        batch_size=12, progress=False)
+    detector = deep_svdd(resnet18(), epochs=3, batch_size=12, progress=False)
     splits = tiny_splits()
     original = detector._train_epoch
 

@@ -62,6 +62,7 @@ __all__ = [
     "AnomalyGenerator",
     "BlockPermutation",
     "Strokes",
+    "generator_params",
     "make_generator",
     "sample_rng",
 ]
@@ -122,6 +123,8 @@ class AnomalyGenerator(abc.ABC):
     """Batched, deterministic alteration of uint8 images [B, 3, H, W] (H == W)."""
 
     name: str
+    # the keys of an anomaly spec ({"name", "n", "thickness"}) the generator is built from
+    SPEC_KEYS: tuple[str, ...]
 
     def __call__(self, images: torch.Tensor, keys, seed: int, split: str) -> torch.Tensor:
         if not isinstance(images, torch.Tensor):
@@ -164,6 +167,7 @@ class BlockPermutation(AnomalyGenerator):
     """Cut each image into n x n equal blocks and shuffle them (never the identity order)."""
 
     name = "block_perm"
+    SPEC_KEYS = ("n",)
 
     def __init__(self, n: int):
         n = _as_int(n, "n")
@@ -202,6 +206,7 @@ class Strokes(AnomalyGenerator):
     """Draw random straight strokes of thickness M pixels, one random colour per image."""
 
     name = "strokes"
+    SPEC_KEYS = ("thickness",)
 
     def __init__(
         self,
@@ -313,6 +318,14 @@ _REGISTRY: dict[str, type[AnomalyGenerator]] = {
     "strokes": Strokes,
 }
 assert tuple(_REGISTRY) == ANOMALY_TYPES
+
+
+def generator_params(spec) -> dict:
+    """The parameters of the generator an anomaly spec names (e.g. {"n": 8} for block_perm): what
+    the protocols build it with and the cost plan's calibration times."""
+    if spec["name"] not in _REGISTRY:
+        raise ValueError(f"unknown anomaly type {spec['name']!r}; allowed: {', '.join(ANOMALY_TYPES)}")
+    return {key: spec[key] for key in _REGISTRY[spec["name"]].SPEC_KEYS}
 
 
 def make_generator(name: str, **params) -> AnomalyGenerator:

@@ -72,10 +72,9 @@ class ImageFolder(ImageSource):
     format_version = 2
 
     def __init__(
-        self, root: str | None, image_size: int, test_fraction: float, val_fraction: float,
-        cache_dir: str | None = None,
+        self, root: str | None, image_size: int, test_fraction: float, val_fraction: float, cache_dir: str | None,
     ):
-        super().__init__(root, image_size, cache_dir)
+        super().__init__(root, image_size, cache_dir, download=False)  # a folder of the user's: nothing to fetch
         self.test_fraction, self.default_val_fraction = float(test_fraction), float(val_fraction)
 
     def expected(self) -> str:

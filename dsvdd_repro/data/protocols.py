@@ -42,7 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..schema import ConfigError
-from .anomalies import AnomalyGenerator, make_generator
+from .anomalies import AnomalyGenerator, generator_params, make_generator
 from .images import NaturalImages, PoolCounts
 
 # Seed-stream tags, so the split permutation, subsampling and labeled-anomaly choice draw
@@ -192,8 +192,7 @@ def _paired_split(
     mmap_dir: str | None = None,
 ) -> SplitData:
     """Each natural image followed (as a block) by its one anomalous counterpart."""
-    parameter = {"n": spec["n"]} if spec["name"] == "block_perm" else {"thickness": spec["thickness"]}
-    generator = make_generator(spec["name"], **parameter)
+    generator = make_generator(spec["name"], **generator_params(spec))
     keys = np.asarray(keys, dtype=np.int64)
     n = len(keys)
     return SplitData(

@@ -141,8 +141,8 @@ class WikiArt(ImageSource):
         return PoolCounts((train,), (test,), self.val_from, self.default_val_fraction)
 
     def __init__(
-        self, root: str | None, image_size: int, styles: list[str], require_all_styles: bool = False,
-        cache_dir: str | None = None, download: bool = False,
+        self, root: str | None, image_size: int, styles: list[str], require_all_styles: bool, cache_dir: str | None,
+        download: bool,
     ):
         super().__init__(root, image_size, cache_dir, download)
         self.styles, self.require_all_styles = [str(s) for s in styles], bool(require_all_styles)

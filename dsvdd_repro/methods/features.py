@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 # Bump when the features computed for the same inputs and settings would change.
 FEATURES_VERSION = 1
 _HASH_BATCH = 2048
+# rows per batch when PCA reads pixels
+_PCA_BATCH = 2048
 # seed stream of the validation subsample (distinct from the protocol's streams 1 and 2)
 _SELECTION_STREAM = 11
 
@@ -193,7 +195,7 @@ class PCAFeatures(FeatureExtractor):
     name = "pca"
     needs_fit = True
 
-    def __init__(self, variance: float = 0.95, gcn: bool = True, batch_size: int = 2048, progress: bool = True):
+    def __init__(self, variance: float, gcn: bool, *, progress: bool, batch_size: int = _PCA_BATCH):
         self.variance, self.gcn = float(variance), bool(gcn)
         self.batch_size, self.progress = batch_size, progress
         self.state: dict | None = None
@@ -258,12 +260,12 @@ class PCAFeatures(FeatureExtractor):
 class CNNFeatures(FeatureExtractor):
     name = "cnn"
 
-    def __init__(self, model: DictConfig, image_size: int, seed: int, device: torch.device, batch_size: int = 500,
-                 progress: bool = True, execution: Execution | None = None):
+    def __init__(self, model: DictConfig, image_size: int, seed: int, device: torch.device, batch_size: int,
+                 progress: bool, execution: Execution):
         # The network intact (bias terms kept whatever model.bias says), in eval mode. Fork the RNG
         # so a random initialisation depends on `seed` only, not on what ran before. Always float32
         # (no autocast): the features are cached on disk and shared by every device's runs.
-        self.execution = execution or Execution(device)
+        self.execution = execution
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.net = self.execution.module(build(model, bias=True)).eval()
@@ -395,11 +397,11 @@ def _cached(extractor: FeatureExtractor, context: RunContext, cache: bool) -> Fe
     return FeatureCache(extractor, context.cache_root / "features", enabled=cache)
 
 
-def pca_features(context: RunContext, variance: float = 0.95, gcn: bool = True, cache: bool = True) -> FeatureCache:
+def pca_features(context: RunContext, variance: float, gcn: bool, cache: bool) -> FeatureCache:
     return _cached(PCAFeatures(variance, gcn, progress=context.progress), context, cache)
 
 
-def cnn_features(context: RunContext, cache: bool = True) -> FeatureCache:
+def cnn_features(context: RunContext, cache: bool) -> FeatureCache:
     """Loads the weights: fails here, before any work, if they cannot be had."""
     model = context.node("model")
     if model is None:
@@ -407,3 +409,11 @@ def cnn_features(context: RunContext, cache: bool = True) -> FeatureCache:
     extractor = CNNFeatures(model, context.image_size, context.seed, context.device,
                             context.execution.eval_batch_size, context.progress, context.execution)
     return _cached(extractor, context, cache)
+
+
+# What a run's features cost (the shallow detectors' `planned_work`), stated by each `features`
+# node's target: `planned_eval(sizes)`, the eval passes of the `model` network over the run's splits
+# (the setup's planned rows), or None when no network runs (PCA). CNN features embed every row
+# once; the feature cache shares them between the runs that feed the same network the same splits.
+pca_features.planned_eval = lambda sizes: None
+cnn_features.planned_eval = lambda sizes: sizes["train"] + sizes["val"] + sizes["test"]

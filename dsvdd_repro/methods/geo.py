@@ -26,6 +26,8 @@ As in their reference implementation, and as the paper configures it (Section V-
 - The model after the last epoch is used (no model selection). The validation AUC is measured once,
   after training, on a seeded subsample of at most `method.val_max_samples` validation rows (each
   costs 72 forward passes), and reported in the summary and the last history entry.
+- Cost (the cost plan): `GEO.planned_work` counts a run's transformed image-passes with the caps
+  training and scoring apply (`capped`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from ..checkpoint import Checkpoint, restore_rng, restore_torch_rng, rng_state, 
 from ..data.protocols import SplitData
 from ..evaluation import auroc
 from ..schema import at_least, build, config_node
-from .base import Detector, RunContext
+from .base import Detector, PlannedWork, RunContext
 from .features import selection_rows, subset, unlabeled_train
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,13 @@ _LOG_EPS = math.log(EPS)
 _ORDER_STREAM = 21
 # seed stream of the Dirichlet fit's subsample
 _FIT_STREAM = 22
+
+
+def capped(n: int, cap: int | None) -> int:
+    """How many of `n` GEO uses under a `method` cap (null: all): the (image, transformation) pairs
+    of an epoch (`max_samples_per_epoch`), the Dirichlet fit's images (`fit_max_samples`) and, at
+    most, the validation rows scored (`val_max_samples`, `selection_rows`)."""
+    return n if cap is None else min(n, cap)
 
 
 # -- transformations -----------------------------------------------------------------------------
@@ -185,8 +194,8 @@ class GEOConfig:
 class GEO(Detector):
     REQUIRES = ("model", "optim")
 
-    def __init__(self, context: RunContext, val_max_samples: int | None = 2000,
-                 max_samples_per_epoch: int | None = None, fit_max_samples: int | None = None):
+    def __init__(self, context: RunContext, val_max_samples: int | None, max_samples_per_epoch: int | None,
+                 fit_max_samples: int | None):
         cfg, device = context.cfg, context.device
         # the initialisation (head; backbone too with weights=none) depends on the seed only
         with torch.random.fork_rng(devices=[]):
@@ -206,6 +215,18 @@ class GEO(Detector):
         self.val_max_samples, self.max_samples_per_epoch = val_max_samples, max_samples_per_epoch
         self.fit_max_samples = fit_max_samples
         self.checkpoint = Checkpoint.of_run(context.run_dir, context.trainer)  # a killed run resumes
+
+    @staticmethod
+    def planned_work(config: dict, sizes: dict) -> PlannedWork:
+        """Trained: each epoch's (image, transformation) pairs of the unlabeled training images;
+        evaluated: 72 transformed passes of the Dirichlet fit's images, the validation rows and the
+        test set; a checkpoint after each epoch."""
+        node, epochs = config["method"], int(config["trainer"]["epochs"])
+        n_train = sizes["train"] - sizes["labeled"]  # unlabeled_train: the labeled anomalies are left out
+        train = epochs * capped(n_train * N_TRANSFORMS, node.get("max_samples_per_epoch"))
+        scored = capped(n_train, node.get("fit_max_samples")) + capped(sizes["val"], node.get("val_max_samples"))
+        evaluated = N_TRANSFORMS * (scored + sizes["test"])
+        return PlannedWork(train=train, eval=evaluated, geo=train + evaluated, checkpoints=epochs)
 
     def describe(self) -> dict:
         return {
@@ -274,10 +295,8 @@ class GEO(Detector):
     def _train_epoch(self, train: SplitData, optimizer, rng: np.random.Generator, epoch: int) -> dict:
         self.model.train()
         total = len(train) * N_TRANSFORMS
-        if self.max_samples_per_epoch is not None and self.max_samples_per_epoch < total:
-            pairs = rng.choice(total, size=self.max_samples_per_epoch, replace=False)
-        else:
-            pairs = rng.permutation(total)
+        n_pairs = capped(total, self.max_samples_per_epoch)
+        pairs = rng.choice(total, size=n_pairs, replace=False) if n_pairs < total else rng.permutation(total)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         seen = 0
@@ -328,9 +347,10 @@ class GEO(Detector):
                                              "rng": rng_state(rng), "torch_rng": torch_rng_state(), "history": history})
         tic = time.perf_counter()
         fit_rows = np.arange(len(train))
-        if self.fit_max_samples is not None and self.fit_max_samples < len(train):
+        n_fit = capped(len(train), self.fit_max_samples)
+        if n_fit < len(train):
             fit_rng = np.random.default_rng([self.data_seed, _FIT_STREAM])
-            fit_rows = np.sort(fit_rng.choice(len(train), self.fit_max_samples, replace=False))
+            fit_rows = np.sort(fit_rng.choice(len(train), n_fit, replace=False))
         dirichlet = self._fit_dirichlets(subset(train, fit_rows))
         dirichlet.update(seconds=time.perf_counter() - tic, n_images=len(fit_rows))
         rows = selection_rows(val.labels, self.val_max_samples, self.data_seed)

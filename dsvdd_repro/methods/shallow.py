@@ -25,10 +25,13 @@ listing them. Ours, fixed before looking at any test score:
 - Scores: OC-SVM -decision_function, IF -score_samples, so higher = more anomalous.
 - Saved model (model.pt): the extractor's arrays or weights and the scikit-learn model as skops
   bytes, loaded with only the types the algorithm needs trusted: no pickle (dsvdd_repro/received.py).
+- Cost (the cost plan): `planned_work` counts the fits and their rows as `_fit` makes them
+  (`planned_fits`), and the features' network passes as the `features` node's target states them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -44,7 +47,7 @@ from ..data.protocols import SplitData
 from ..evaluation import auroc
 from ..received import UnsafeFileError, one_line
 from ..schema import ConfigError, at_least, build, config_node, in_range, one_of
-from .base import Detector, RunContext
+from .base import Detector, PlannedWork, RunContext, stated_cost
 from .features import FeatureCache, FeatureExtractor, selection_rows, subset, unlabeled_train
 
 log = logging.getLogger(__name__)
@@ -67,9 +70,10 @@ class ShallowDetector(Detector):
 
     algorithm = "shallow"
     REQUIRES = ("features",)
+    fit_power = 1  # a fit's time grows as rows ** fit_power: the plan scales its calibrated fit so
 
-    def __init__(self, features: FeatureCache | None, *, val_max_samples: int | None = 2000, seed: int = 0,
-                 data_seed: int = 0, progress: bool = True):
+    def __init__(self, features: FeatureCache | None, *, val_max_samples: int | None, seed: int, data_seed: int,
+                 progress: bool):
         self.features = features
         self.val_max_samples, self.seed, self.progress = val_max_samples, seed, progress
         self.data_seed = data_seed  # the subsamples: the same for every model seed
@@ -80,6 +84,27 @@ class ShallowDetector(Detector):
         """The `method` node's target: the detector on the run's `features` node."""
         features = build(context.cfg.features, context=context)  # CNN: loads the weights, or fails, here
         return cls(features, seed=context.seed, data_seed=context.data_seed, progress=context.progress, **keys)
+
+    @classmethod
+    def planned_fits(cls, node: dict, n_rows: int) -> tuple[int, int]:
+        """(models fitted, rows each is fitted on) of a run on `n_rows` unlabeled training rows."""
+        raise NotImplementedError(f"{cls.__module__}.{cls.__qualname__} states no planned_fits(node, n_rows)")
+
+    @classmethod
+    def planned_work(cls, config: dict, sizes: dict) -> PlannedWork:
+        """The fits on the unlabeled training rows (`planned_fits`), after the features: the eval
+        passes the `features` node's target states (`planned_eval`; None: no network, as PCA),
+        computed once for every run that shares them through the feature cache."""
+        fits, rows = cls.planned_fits(config["method"], sizes["train"] - sizes["labeled"])
+        work = PlannedWork(shallow=cls.algorithm, fits=fits, fit_rows=rows, fit_power=cls.fit_power)
+        passes = stated_cost("features", config["features"], "planned_eval", "planned_eval(sizes)")(sizes)
+        if passes is None:
+            work.uses_network = False
+        else:  # the features' identity: what the cached features depend on
+            shared = {key: config.get(key) for key in ("dataset", "setup", "anomaly", "profile", "model", "data_seed",
+                                                       "seed")}
+            work.features_key, work.feature_eval = json.dumps(shared, sort_keys=True, default=str), passes
+        return work
 
     def describe(self) -> dict:
         return {"algorithm": self.algorithm, **self.features.extractor.describe()}
@@ -226,19 +251,29 @@ class IForestConfig(ShallowConfig):
 class OCSVMDetector(ShallowDetector):
     algorithm = "ocsvm"
     model_class = OneClassSVM
+    fit_power = 2  # kernel SVMs scale quadratically
 
-    def __init__(self, features: FeatureCache | None, *, nus: Sequence[float] = (0.01, 0.1),
-                 gamma_exponents: Sequence[int] = tuple(range(-10, 0)), gamma_unit: str = "absolute",
-                 max_train: int | None = None, **common):
+    def __init__(self, features: FeatureCache | None, *, nus: Sequence[float], gamma_exponents: Sequence[int],
+                 gamma_unit: str, max_train: int | None, **common):
         super().__init__(features, **common)
         self.nus, self.gamma_exponents, self.max_train = tuple(nus), tuple(gamma_exponents), max_train
         self.gamma_unit = gamma_unit
 
+    @staticmethod
+    def train_rows(n: int, max_train: int | None) -> int:
+        """The rows every grid point is fitted on: all n, or a seeded subsample of `max_train`."""
+        return n if max_train is None else min(n, max_train)
+
+    @classmethod
+    def planned_fits(cls, node: dict, n_rows: int) -> tuple[int, int]:
+        return len(node["nus"]) * len(node["gamma_exponents"]), cls.train_rows(n_rows, node.get("max_train"))
+
     def _fit(self, x_train, x_val, y_val) -> dict:
         n_total = len(x_train)
-        if self.max_train is not None and n_total > self.max_train:
+        n_used = self.train_rows(n_total, self.max_train)
+        if n_used < n_total:
             rng = np.random.default_rng([self.data_seed, _TRAIN_CAP_STREAM])
-            x_train = x_train[np.sort(rng.choice(n_total, self.max_train, replace=False))]
+            x_train = x_train[np.sort(rng.choice(n_total, n_used, replace=False))]
         scale = gamma_scale(x_train) if self.gamma_unit == "scale" else 1.0
         grid = [(nu, k) for nu in self.nus for k in self.gamma_exponents]
         table, best = [], None
@@ -278,9 +313,13 @@ class IForestDetector(ShallowDetector):
     model_class = IsolationForest
     skops_trusted = ("sklearn.tree._tree.Tree",)  # the trees' node arrays
 
-    def __init__(self, features: FeatureCache | None, *, trees: int = 100, max_samples: int = 256, **common):
+    def __init__(self, features: FeatureCache | None, *, trees: int, max_samples: int, **common):
         super().__init__(features, **common)
         self.trees, self.max_samples = trees, max_samples
+
+    @classmethod
+    def planned_fits(cls, node: dict, n_rows: int) -> tuple[int, int]:
+        return 1, n_rows  # one forest, on every row (each tree subsamples max_samples of them)
 
     def _fit(self, x_train, x_val, y_val) -> dict:
         max_samples = min(self.max_samples, len(x_train))

@@ -19,22 +19,24 @@ Classification"; reference [13] of the paper), its autoencoder decoder and its p
 - Preprocessing (`GCNMinMax`, part of the network so data stays uint8 until the device): pixels
   to [0, 1], global contrast normalisation with the l1 norm per image (subtract the image's mean,
   divide by its mean absolute deviation), then min-max scaling with the minimum and maximum of the
-  normalised training images (the normal class's train images in one-vs-all), fitted from the data
-  by `fit_inputs` before anything else (Ruff et al. hard-coded these numbers per class).
+  normalised training images (the normal class's train images in one-vs-all), fitted by
+  `fit_inputs` on batches of those images, plain uint8 tensors the caller (the method) hands over,
+  before anything else (Ruff et al. hard-coded these numbers per class). The network knows no
+  dataset.
   `forward` takes uint8 images only (a float batch is refused, never passed through unprocessed);
   `encode` is the network on inputs already preprocessed (the autoencoder's targets).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.protocols import SplitData
 from ..schema import ConfigError, at_least, config_node, one_of
 
-FIT_BATCH = 1000
 INITS = ("torch", "xavier_leaky_relu")
 
 
@@ -90,15 +92,18 @@ class GCNMinMax(nn.Module):
         self.register_buffer("high", torch.ones(()))
 
     @torch.no_grad()
-    def fit(self, split: SplitData) -> dict:
+    def fit(self, batches: Iterable[torch.Tensor]) -> dict:
+        """The range of the normalised images of `batches` (uint8 [B, 3, H, W] each)."""
         device = self.low.device
         low, high = torch.tensor(float("inf")), torch.tensor(float("-inf"))
-        for _, images in split.iter_batches(FIT_BATCH):
+        n_images = 0
+        for images in batches:
             x = gcn_l1(images.to(device).float() / 255.0)
             low, high = torch.minimum(low, x.min().cpu()), torch.maximum(high, x.max().cpu())
+            n_images += len(images)
         self.low.fill_(float(low))
         self.high.fill_(float(high))
-        return {"gcn_min": float(low), "gcn_max": float(high), "fitted_on": len(split)}
+        return {"gcn_min": float(low), "gcn_max": float(high), "fitted_on": n_images}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = gcn_l1(images.float() / 255.0)
@@ -108,7 +113,7 @@ class GCNMinMax(nn.Module):
 class LeNetCIFAR10(nn.Module):
     """phi: uint8 [B, 3, 32, 32] -> float [B, rep_dim] (module docstring)."""
 
-    def __init__(self, bias: bool = False, rep_dim: int = 128, weights: str = "none", init: str = "torch"):
+    def __init__(self, bias: bool, rep_dim: int, weights: str, init: str):
         super().__init__()
         self.bias, self.rep_dim, self.init = bias, rep_dim, init
         self.weights_info = {"weights": "none", "init": init,
@@ -120,9 +125,10 @@ class LeNetCIFAR10(nn.Module):
         self.fc = nn.Linear(128 * 4 * 4, rep_dim, bias=bias)
         initialise(self, init)
 
-    def fit_inputs(self, split: SplitData) -> dict:
-        """Fit the min-max range of the preprocessing on `split` (the training images)."""
-        return self.inputs.fit(split)
+    def fit_inputs(self, batches: Iterable[torch.Tensor]) -> dict:
+        """Fit the min-max range of the preprocessing on the training images, in `batches` (uint8
+        tensors [B, 3, 32, 32])."""
+        return self.inputs.fit(batches)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype != torch.uint8:
@@ -146,7 +152,7 @@ class LeNetCIFAR10(nn.Module):
 class LeNetDecoder(nn.Module):
     """features [B, rep_dim] -> reconstruction in [0, 1] of the preprocessed image [B, 3, 32, 32]."""
 
-    def __init__(self, rep_dim: int = 128, bias: bool = False, init: str = "torch"):
+    def __init__(self, rep_dim: int, bias: bool, init: str):
         super().__init__()
         self.rep_dim = rep_dim
         self.norm_in = nn.BatchNorm1d(rep_dim, eps=1e-4, affine=bias)

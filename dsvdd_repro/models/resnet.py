@@ -56,8 +56,7 @@ class ResNet18Config:
 
 
 class ResNet18Features(nn.Module):
-    def __init__(self, pooling: str = "max", bias: bool = True, weights: str = "none",
-                 bias_free: str = "zero_shift"):
+    def __init__(self, pooling: str, bias: bool, weights: str, bias_free: str):
         super().__init__()
         net = resnet18(weights=None)
         self.weights_info = load_backbone_weights(net, weights)

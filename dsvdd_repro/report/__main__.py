@@ -21,7 +21,8 @@ from ..runs import collect_metrics
 from . import collapse
 from .collect import collect_runs, collect_unstarted
 from .figures import draw_figure1, draw_figure2, figure1_data, figure2_data, figure_caveats
-from .published import TABLES, load_published
+from .protocol import paper_epochs, paper_image_size, paper_seeds, paper_styles
+from .published import load_published, table_names
 from .ruff2018 import ruff2018_cells
 from .ruff2018 import to_markdown as ruff2018_markdown
 from .tables import cell_mask, finished, pivot, rounded, row_name, table_cells, to_latex, to_markdown
@@ -54,13 +55,10 @@ def _data_lines(runs: pd.DataFrame) -> list[str]:
     return lines or ["- no finished runs"]
 
 
-# The paper's protocol (Section V), to say where finished runs departed from it.
-PAPER_IMAGE_SIZE = {"cifar10": 32, "voc2012": 224, "wikiart": 224}
-PAPER_EPOCHS, PAPER_SEEDS, PAPER_WIKIART_STYLES = 30, 5, 6
-
-
-def _difference_lines(runs: pd.DataFrame) -> list[str]:
-    """Where the finished runs depart from the paper's protocol, one line per kind of departure."""
+def _difference_lines(runs: pd.DataFrame, paper_datasets: set[str]) -> list[str]:
+    """Where the finished runs depart from the paper's protocol (Section V, as the paper profile and
+    the nodes state it: `report.protocol`), one line per kind of departure; `paper_datasets`: the
+    datasets of the paper's tables."""
     done = runs[finished(runs)]
     lines = []
     with_network = done[done["weights_used"].notna()]  # PCA baselines have no network
@@ -71,14 +69,17 @@ def _difference_lines(runs: pd.DataFrame) -> list[str]:
                      f"start from ImageNet-pretrained weights (used: {used}); "
                      "the paper's deep models and CNN features all do")
     for dataset, group in done.groupby("dataset"):
-        paper_size = PAPER_IMAGE_SIZE.get(dataset)
-        if paper_size and (group["image_size"] != paper_size).any():
+        if dataset not in paper_datasets:
+            continue
+        paper_size = paper_image_size(dataset)
+        if (group["image_size"] != paper_size).any():
             lines.append(f"- {dataset}: images at {_values(group['image_size'])} px "
                          f"(paper: {paper_size} px); strokes keep their thickness in pixels, so they are "
                          "relatively thicker")
         styles = group["styles_used"].dropna()
-        if dataset == "wikiart" and len(styles) and styles.str.count(r"\+").max() + 1 < PAPER_WIKIART_STYLES:
-            lines.append(f"- wikiart: styles {_values(styles)} of the paper's {PAPER_WIKIART_STYLES}")
+        paper_styles_n = paper_styles(dataset) if len(styles) else None
+        if paper_styles_n and styles.str.count(r"\+").max() + 1 < paper_styles_n:
+            lines.append(f"- {dataset}: styles {_values(styles)} of the paper's {paper_styles_n}")
     unpooled = done[(done["pooling"] == "none") & (done["image_size"] < 64)]
     if len(unpooled):  # ResNet-18 downsamples by 32: below 64 px its last feature map is one pixel
         lines.append(f"- pooling: at {_values(unpooled['image_size'])} px ResNet-18's last feature map is "
@@ -89,11 +90,11 @@ def _difference_lines(runs: pd.DataFrame) -> list[str]:
                      f"(train {_values(done['n_train'])}, val {_values(done['n_val'])}, "
                      f"test {_values(done['n_test'])} images)")
     deep = done[done["objective"] != ""]
-    if len(deep) and (deep["epochs"] != PAPER_EPOCHS).any():
-        lines.append(f"- deep SVDD: {_values(deep['epochs'])} epochs (paper: {PAPER_EPOCHS})")
-    if len(done) and done["seed"].nunique() < PAPER_SEEDS:
+    if len(deep) and (deep["epochs"] != paper_epochs()).any():
+        lines.append(f"- deep SVDD: {_values(deep['epochs'])} epochs (paper: {paper_epochs()})")
+    if len(done) and done["seed"].nunique() < paper_seeds():
         lines.append(f"- seeds: {done['seed'].nunique()} per cell (seed {_values(done['seed'])}; paper: "
-                     f"{PAPER_SEEDS}); a cell's ± is then over normal classes (one-vs-all) or absent")
+                     f"{paper_seeds()}); a cell's ± is then over normal classes (one-vs-all) or absent")
     return lines or ["- none found in the recorded settings"]
 
 
@@ -223,7 +224,7 @@ def _report_lines(runs_root: Path, runs: pd.DataFrame, tables: dict[str, pd.Data
         "",
         "## Where these runs depart from the paper's protocol",
         "",
-        *_difference_lines(runs),
+        *_difference_lines(runs, {dataset for cells in tables.values() for dataset in cells["dataset"]}),
         "",
         "## Missing cells and why",
         "",
@@ -249,7 +250,7 @@ def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> 
     published = load_published()
     runs = collect_runs(runs_root, published)
     runs.to_csv(out / "runs.csv", index=False)
-    tables = {table: table_cells(runs, published, table) for table in TABLES}
+    tables = {table: table_cells(runs, published, table) for table in table_names(published)}
     for table, cells in tables.items():
         _write_table(cells, table, out)
     original = ruff2018_cells(runs)

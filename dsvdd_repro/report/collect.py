@@ -10,6 +10,10 @@ anomaly specs as `strokes:5` / `block_perm:8`, empty where a setting has none (o
 training set of unsupervised runs), objective / lr / weighting empty for the baselines. So in the
 collected table a run is a deep SVDD run exactly when its `objective` is not empty.
 
+The columns besides those fixed here follow from the config nodes: every hyper-parameter a node
+declares as chosen on validation (`SELECTED`, dsvdd_repro/schema.py: the noise regularizer's k) is a
+column of both tables, so the report's selection (`tables`) finds it.
+
 Which runs are baselines is read from the published rows (`published.variant_is_deep`: a row
 without an objective), and for a variant the paper does not print, from the run itself (a
 baseline records no objective); no list of method names is kept here.
@@ -24,18 +28,23 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..config import NODE_GROUPS, selected_axes, swept_axes
 from ..runs import METRICS_FILE, collect_metrics
 from ..setups import AnomalyConfig, AnomalySplit
 from .published import KEY_COLUMNS, load_published, variant_is_deep
 
-RUN_COLUMNS = (
-    "status", "variant", "method", "dataset", "setup", "semi_supervised", "normal_class",
-    "labeled_anomaly_class", "train_anomaly", "val_anomaly", "test_anomaly", "objective", "lr",
-    "backbone_lr_factor", "weighting", "regularizer", "k", "bias", "pooling", "weights", "weights_used",
-    "features", "image_size", "epochs", "seed", "profile", "test_auc", "val_auc", "best_epoch", "collapsed",
-    "collapse_epoch", "reg_active", "seconds", "n_train", "n_val", "n_test", "data_layout", "styles_used",
-    "diverged_epoch", "diverged_step", "error", "run_dir",
-)
+
+def run_columns() -> tuple[str, ...]:
+    """runs.csv's columns: the fixed ones, with the validation-selected hyper-parameters the nodes
+    declare after `regularizer`."""
+    return (
+        "status", "variant", "method", "dataset", "setup", "semi_supervised", "normal_class",
+        "labeled_anomaly_class", "train_anomaly", "val_anomaly", "test_anomaly", "objective", "lr",
+        "backbone_lr_factor", "weighting", "regularizer", *selected_axes(), "bias", "pooling", "weights",
+        "weights_used", "features", "image_size", "epochs", "seed", "profile", "test_auc", "val_auc", "best_epoch",
+        "collapsed", "collapse_epoch", "reg_active", "seconds", "n_train", "n_val", "n_test", "data_layout",
+        "styles_used", "diverged_epoch", "diverged_step", "error", "run_dir",
+    )
 
 
 def anomaly_key(spec: dict | None) -> str:
@@ -62,7 +71,7 @@ def regularizer_active(metrics: dict) -> bool | None:
 
 def run_record(metrics: dict, deep: bool) -> dict:
     """One run's row: its axes, outcome and the published-table key columns (`deep`: see `is_deep`)."""
-    record = {column: metrics.get(column) for column in RUN_COLUMNS}
+    record = {column: metrics.get(column) for column in run_columns()}
     anomaly = metrics.get("anomaly") or {}
     alteration = metrics.get("setup") == "alteration"
     semi = bool(metrics.get("semi_supervised"))
@@ -108,7 +117,7 @@ def collect_runs(root: Path, published: pd.DataFrame | None = None) -> pd.DataFr
     records = [run_record(metrics, is_deep(metrics, deep_variants)) for metrics in collect_metrics(root)]
     for record in records:  # relative to the root: runs.csv is committed and read on other machines
         record["run_dir"] = Path(record["run_dir"]).relative_to(root).as_posix()
-    return _typed(pd.DataFrame(records, columns=list(RUN_COLUMNS)))
+    return _typed(pd.DataFrame(records, columns=list(run_columns())))
 
 
 # runs/<profile>/<variant>/<dataset>_<setup>[_c<k>][_semi]/<hash>_s<seed> (contract C2)
@@ -116,10 +125,14 @@ _GROUP_FOLDER = re.compile(r"^(?P<dataset>.+?)_(?P<setup>one_vs_all|alteration)(
 _ERROR_LINE = re.compile(r"\[ERROR\] - (?P<message>.*)$")
 # Hydra saves a job's composed configuration here before the job runs (hydra.output_subdir)
 HYDRA_CONFIG = Path(".hydra") / "config.yaml"
-# `configured`: whether the axes come from the job's saved configuration; without one only the
-# folder names are known (variant, dataset, setup, semi-supervised) and the other columns are empty.
-UNSTARTED_COLUMNS = (*KEY_COLUMNS, "backbone_lr_factor", "pooling", "normal_class", "labeled_anomaly_class", "k",
-                     "seed", "configured", "reason", "run_dir")
+
+
+def unstarted_columns() -> tuple[str, ...]:
+    """The columns of `collect_unstarted`, keyed like runs.csv. `configured`: whether the axes come
+    from the job's saved configuration; without one only the folder names are known (variant,
+    dataset, setup, semi-supervised) and the other columns are empty."""
+    return (*KEY_COLUMNS, "backbone_lr_factor", "pooling", "normal_class", "labeled_anomaly_class",
+            *selected_axes(), "seed", "configured", "reason", "run_dir")
 
 
 def _last_error(log_file: Path) -> str:
@@ -161,7 +174,7 @@ def config_axes(config: dict, variant: str) -> dict:
         splits = {split: AnomalySplit(**(raw.get(split) or {})) for split in ("train", "val", "test")}
         spec = AnomalyConfig(**groups, **splits)
         anomaly = {split: spec.spec(split) for split in ("train", "val", "test")}
-    return {
+    axes = {
         "status": "unstarted",
         "variant": variant,
         "method": (node("method") or {}).get("name"),
@@ -173,14 +186,18 @@ def config_axes(config: dict, variant: str) -> dict:
         "anomaly": anomaly,
         "objective": None if objective is None else objective.get("name"),
         "regularizer": None if regularizer is None else regularizer.get("name"),
-        "k": regularizer.get("k") if regularized else None,
-        "weighting": regularizer.get("weighting") if regularized else None,
+        **{key: regularizer.get(key) if regularized else None for key in swept_axes("regularizer")},
         "pooling": None if model is None else model.get("pooling"),
         "lr": None if optim is None else _number(optim.get("lr")),
         "backbone_lr_factor": None if optim is None else _number(optim.get("backbone_lr_factor")),
         "features": None if features is None else features.get("name"),
         "seed": config.get("seed"),
     }
+    for group in NODE_GROUPS:  # the swept keys of the other groups' options, as `runs.run_axes` records them
+        if group != "regularizer":
+            for key in swept_axes(group):
+                axes.setdefault(key, (node(group) or {}).get(key))
+    return axes
 
 
 def _saved_config(folder: Path) -> dict | None:
@@ -194,7 +211,7 @@ def _saved_config(folder: Path) -> dict | None:
 
 def collect_unstarted(root: Path, published: pd.DataFrame | None = None) -> pd.DataFrame:
     """Jobs that left a run folder with a log but no metrics.json: stopped before training (bad
-    input, data or weights not found) or killed. One row each (UNSTARTED_COLUMNS), with the reason
+    input, data or weights not found) or killed. One row each (`unstarted_columns`), with the reason
     from the log and the key columns of `collect_runs` (from the job's saved configuration, else
     only what its folder names say), so the report can say why each cell is missing.
     `published`: as in `collect_runs`."""
@@ -221,6 +238,6 @@ def collect_unstarted(root: Path, published: pd.DataFrame | None = None) -> pd.D
                       "semi_supervised": bool(match and match.group("semi")), "configured": False}
         record.update(reason=_last_error(log_file), run_dir=folder.relative_to(root).as_posix())
         records.append(record)
-    frame = _typed(pd.DataFrame(records, columns=list(UNSTARTED_COLUMNS)))
+    frame = _typed(pd.DataFrame(records, columns=list(unstarted_columns())))
     frame["configured"] = frame["configured"].astype(object).fillna(False).astype(bool)
     return frame

@@ -27,23 +27,43 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .tables import PAPER_BACKBONE_LR_FACTOR, table_cells  # noqa: E402
+from ..config import selected_axes  # noqa: E402
+from .protocol import paper_backbone_lr_factor, paper_pooling  # noqa: E402
+from .tables import table_cells  # noqa: E402
 
 # Where the paper's figures name its rows: the reference and the legend of Figure 1, the letters of
 # Figure 2 (the tables take their row names from the published CSV).
 FIG1_TABLE, FIG1_REFERENCE = "V", "dsvdd"
 FIG1_VARIANTS = {"dsvdd_bias": "w/ bias", "dsvdd_bias_noise": "w/ bias & noise reg.",
                  "dsvdd_bias_var": "w/ bias & σ² reg."}
-FIG1_SCHEMES = {PAPER_BACKBONE_LR_FACTOR: "backbone lr = 0.1 x head lr", 1.0: "one lr for all layers"}
 FIG2_TABLE = "II"
 FIG2_MODELS = {"ocsvm_cnn": "A", "iforest_cnn": "B", "dsvdd": "C", "dsvdd_bias": "D", "dsvdd_bias_noise": "E"}
-FIG2_POOLING = {"max": "with pooling", "none": "without pooling"}
-# `status`: the cell's (tables.table_cells); `note`: what is drawn instead of a bar that has no value
-# ("diverged", Figure 1 also "D. SVDD diverged" when only the reference diverged), else "".
-FIG1_COLUMNS = ("scheme", "dataset", "test_anomaly", "variant", "lr", "k", "difference", "spread", "n", "status",
-                "note")
-FIG2_COLUMNS = ("dataset", "test_anomaly", "model", "variant", "pooling", "k", "auc", "spread", "n", "status",
-                "note")
+
+
+def fig1_schemes() -> dict[float, str]:
+    """Figure 1's rows: the paper's backbone learning-rate factor, and one rate for all layers."""
+    factor = paper_backbone_lr_factor()
+    return {factor: f"backbone lr = {factor:g} x head lr", 1.0: "one lr for all layers"}
+
+
+def fig2_pooling() -> dict[str, str]:
+    """Figure 2's bars: the paper's pooling layer, and none."""
+    return {paper_pooling(): "with pooling", "none": "without pooling"}
+
+
+# The figures' data columns, with the values chosen for each validation-selected parameter (k):
+# `status` is the cell's (tables.table_cells); `note` what is drawn instead of a bar that has no
+# value ("diverged", Figure 1 also "D. SVDD diverged" when only the reference diverged), else "".
+def fig1_columns() -> tuple[str, ...]:
+    return ("scheme", "dataset", "test_anomaly", "variant", "lr", *selected_axes(), "difference", "spread", "n",
+            "status", "note")
+
+
+def fig2_columns() -> tuple[str, ...]:
+    return ("dataset", "test_anomaly", "model", "variant", "pooling", *selected_axes(), "auc", "spread", "n",
+            "status", "note")
+
+
 DIVERGED = "diverged"
 # ResNet-18 downsamples by 32: below 64 px its last feature map is 1 x 1
 POOLING_MIN_SIZE = 64
@@ -63,8 +83,9 @@ def _in_panels(cells: pd.DataFrame) -> pd.DataFrame:
 def figure1_data(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """One row per (scheme, panel, variant, lr): the variant's Table V cell minus D. SVDD's at the
     same lr (AUC points; NaN where either has no finished run), with the k chosen for it."""
+    params = selected_axes()
     rows = []
-    for factor, scheme in FIG1_SCHEMES.items():
+    for factor, scheme in fig1_schemes().items():
         cells = _in_panels(table_cells(runs, published, FIG1_TABLE, backbone_lr_factor=factor))
         where = ["dataset", "test_anomaly", "lr"]
         references = cells[cells["variant"] == FIG1_REFERENCE].set_index(where)
@@ -76,23 +97,25 @@ def figure1_data(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
             if cell.status == "ok" and reference_status.get(at) == DIVERGED:
                 note = "D. SVDD diverged"
             rows.append({"scheme": scheme, "dataset": cell.dataset, "test_anomaly": cell.test_anomaly,
-                         "variant": cell.variant, "lr": cell.lr, "k": cell.k, "difference": difference,
+                         "variant": cell.variant, "lr": cell.lr, **{p: getattr(cell, p) for p in params},
+                         "difference": difference,
                          "spread": cell.ours_std, "n": cell.n_runs, "status": cell.status, "note": note})
-    return pd.DataFrame(rows, columns=list(FIG1_COLUMNS))
+    return pd.DataFrame(rows, columns=list(fig1_columns()))
 
 
 def figure2_data(runs: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """One row per (panel, model, pooling): the model's Table II cell under that pooling (test AUC
     in percent, NaN without a finished run), with the k chosen for it."""
+    params = selected_axes()
     rows = []
-    for pooling in FIG2_POOLING:
+    for pooling in fig2_pooling():
         cells = _in_panels(table_cells(runs, published, FIG2_TABLE, pooling=pooling))
         for cell in cells[cells["variant"].isin(list(FIG2_MODELS))].itertuples():
             rows.append({"dataset": cell.dataset, "test_anomaly": cell.test_anomaly,
                          "model": FIG2_MODELS[cell.variant], "variant": cell.variant, "pooling": pooling,
-                         "k": cell.k, "auc": cell.ours_mean, "spread": cell.ours_std, "n": cell.n_runs,
+                         **{p: getattr(cell, p) for p in params}, "auc": cell.ours_mean, "spread": cell.ours_std, "n": cell.n_runs,
                          "status": cell.status, "note": DIVERGED if cell.status == DIVERGED else ""})
-    return pd.DataFrame(rows, columns=list(FIG2_COLUMNS))
+    return pd.DataFrame(rows, columns=list(fig2_columns()))
 
 
 def _panel_runs(runs: pd.DataFrame, dataset: str, anomaly: str) -> pd.DataFrame:
@@ -182,7 +205,7 @@ def draw_figure1(data: pd.DataFrame, caveats: dict[tuple[str, str], str] | None 
     the variant's spread over seeds; numbers: its runs); `caveats` per panel (`figure_caveats`)."""
     caveats = caveats or {}
     panels = PANELS
-    schemes = list(FIG1_SCHEMES.values())
+    schemes = list(fig1_schemes().values())
     learning_rates = sorted(data["lr"].unique())
     fig, axes = plt.subplots(2, len(panels), figsize=(3.2 * len(panels), 5.5), squeeze=False)
     width = 0.8 / len(FIG1_VARIANTS)
@@ -235,7 +258,7 @@ def draw_figure2(data: pd.DataFrame, caveats: dict[tuple[str, str], str] | None 
             _empty(ax, f"{dataset} {anomaly}", _empty_text(cell["note"]))
             continue
         drawn, spreads = [], []
-        for i, (pooling, label) in enumerate(FIG2_POOLING.items()):
+        for i, (pooling, label) in enumerate(fig2_pooling().items()):
             at = [cell[(cell["model"] == letter) & (cell["pooling"] == pooling)] for letter in letters]
             values, spread = [row["auc"].mean() for row in at], [row["spread"].mean() for row in at]
             _bars(ax, np.arange(len(letters)) + (i - 0.5) * 0.4, values, spread, [row["n"].sum() for row in at],

@@ -6,7 +6,8 @@
 baselines), every other column as str with ``""`` for empty.
 
 The CSV is the one place where the paper's rows are named: a new method enters the tables by its
-rows there, and whether a variant is a deep SVDD model is read from them (`variant_is_deep`).
+rows there, a new table by rows with its name in `table` (`table_names`: the report writes every
+table the rows name), and whether a variant is a deep SVDD model is read from them (`variant_is_deep`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ KEY_COLUMNS: tuple[str, ...] = (
 )
 COLUMNS: tuple[str, ...] = ("table", *KEY_COLUMNS[:1], "row_label", *KEY_COLUMNS[1:], "column_label", "mean", "spread",
                             "bold", "note")
-TABLES: tuple[str, ...] = ("I", "II", "III", "IV", "V", "VI")
 
 BOOL_COLUMNS = ("semi_supervised", "bold")
 FLOAT_COLUMNS = ("lr", "mean", "spread")
@@ -68,6 +68,11 @@ def load_published(path: str | Path | Traversable = PUBLISHED_CSV) -> pd.DataFra
         frame[column] = _to_float(frame[column], allow_empty=column == "lr")
     extra = [column for column in frame.columns if column not in COLUMNS]
     return frame[list(COLUMNS) + extra]
+
+
+def table_names(published: pd.DataFrame) -> tuple[str, ...]:
+    """The tables the published rows fill, in the order the rows list them (the paper's: I-VI)."""
+    return tuple(dict.fromkeys(published["table"]))
 
 
 def variant_is_deep(published: pd.DataFrame) -> dict[str, bool]:

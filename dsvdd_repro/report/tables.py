@@ -1,11 +1,13 @@
 """Tables I-VI: our runs aggregated per published cell, beside the paper's number.
 
 For every cell of the published CSV (`published.load_published`), the finished runs with the same
-key (`published.KEY_COLUMNS`; global max pooling; deep models with the backbone at 0.1 x the head's
-learning rate) are aggregated:
-- a swept hyper-parameter (`SELECTED_PARAM`, the noise regularizer's k) is chosen per `CELL_AXES`
-  (the published key, and the normal / labeled class) by mean validation AUC over seeds through
-  `dsvdd_repro.selection.select_by_validation`, never by test AUC;
+key (`published.KEY_COLUMNS`) under the paper's scheme (`report.protocol`: global max pooling; deep
+models with the backbone at 0.1 x the head's learning rate) are aggregated:
+- every swept hyper-parameter the nodes declare as chosen on validation (`SELECTED`,
+  dsvdd_repro/schema.py: the noise regularizer's k) is chosen per `CELL_AXES` (the published key,
+  and the normal / labeled class) by mean validation AUC over seeds through
+  `dsvdd_repro.selection.select_by_validation`, never by test AUC (several of one node jointly: the
+  best combination); the cell names the chosen values in a column of the parameter's name;
 - one-vs-all (Table III, Table VI's CIFAR-10 column): the mean over seeds (and labeled anomaly
   classes) per normal class, then mean +- std over the normal classes, as the paper averages 10
   classes; everything else: mean +- std over seeds.
@@ -26,26 +28,31 @@ aggregate exactly as the tables do.
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import pandas as pd
 
+from ..config import selected_axes
 from ..selection import select_by_validation
+from .protocol import paper_backbone_lr_factor, paper_pooling
 from .published import KEY_COLUMNS
 
-# The paper's protocol for every table cell (Section V): global max pooling, backbone 10x slower.
-PAPER_POOLING, PAPER_BACKBONE_LR_FACTOR = "max", 0.1
-SELECTED_PARAM = "k"
-# What makes one cell for the selection of SELECTED_PARAM: the published key, the scheme, the classes.
+# What makes one cell for the selection of a parameter: the published key, the scheme, the classes.
 CELL_AXES = (*KEY_COLUMNS, "backbone_lr_factor", "pooling", "normal_class", "labeled_anomaly_class")
 # The CSV columns in AUC percent, rounded as the Markdown prints them.
 PERCENT_COLUMNS = ("paper_mean", "paper_spread", "ours_mean", "ours_std", "diff")
 
-CELL_COLUMNS = (
-    "table", "variant", "row_label", "objective", "column_label", "dataset", "setup", "semi_supervised",
-    "train_anomaly", "val_anomaly", "test_anomaly", "lr", "weighting", "paper_mean", "paper_spread", "ours_mean",
-    "ours_std", "n_runs", "n_pre_divergence", "n_failed", "n_diverged", "n_classes", "k", "diff",
-    "beyond_spread", "status",
-)
+
+def cell_columns() -> tuple[str, ...]:
+    """The columns of a table's cells (its CSV): the published key, ours beside the paper's, and the
+    values chosen for each validation-selected parameter (`selected_axes`: k)."""
+    return (
+        "table", "variant", "row_label", "objective", "column_label", "dataset", "setup", "semi_supervised",
+        "train_anomaly", "val_anomaly", "test_anomaly", "lr", "weighting", "paper_mean", "paper_spread",
+        "ours_mean", "ours_std", "n_runs", "n_pre_divergence", "n_failed", "n_diverged", "n_classes",
+        *selected_axes(), "diff", "beyond_spread", "status",
+    )
 
 
 def finished(runs: pd.DataFrame) -> pd.Series:
@@ -55,11 +62,13 @@ def finished(runs: pd.DataFrame) -> pd.Series:
     return (runs["status"] == "done") | ((runs["status"] == "diverged") & scored)
 
 
-def cell_mask(runs: pd.DataFrame, cell: pd.Series, backbone_lr_factor: float = PAPER_BACKBONE_LR_FACTOR,
-              pooling: str = PAPER_POOLING) -> pd.Series:
+def cell_mask(runs: pd.DataFrame, cell: pd.Series, backbone_lr_factor: float | None = None,
+              pooling: str | None = None) -> pd.Series:
     """The runs of one published cell (`cell`: any row with the KEY_COLUMNS, a published row or a
-    table cell) under a pooling and learning-rate scheme (the factor applies to deep models only: a
-    published row with an objective)."""
+    table cell) under a pooling and learning-rate scheme, the paper's where not given (the factor
+    applies to deep models only: a published row with an objective)."""
+    backbone_lr_factor = paper_backbone_lr_factor() if backbone_lr_factor is None else backbone_lr_factor
+    pooling = paper_pooling() if pooling is None else pooling
     mask = pd.Series(True, index=runs.index)
     for key in KEY_COLUMNS:
         if key == "lr":
@@ -72,10 +81,20 @@ def cell_mask(runs: pd.DataFrame, cell: pd.Series, backbone_lr_factor: float = P
     return mask & ((runs["pooling"] == pooling) | runs["pooling"].isna())
 
 
-def _chosen(done: pd.DataFrame) -> str:
-    """The chosen values of SELECTED_PARAM among a cell's kept runs, as text ("5", "5,30", "")."""
-    values = done[SELECTED_PARAM].dropna().unique() if SELECTED_PARAM in done else []
-    return ",".join(f"{value:g}" for value in sorted(values))
+def _chosen(done: pd.DataFrame, param: str) -> str:
+    """The chosen values of `param` among a cell's kept runs, as text ("5", "5,30", "")."""
+    values = done[param].dropna().unique() if param in done else []
+    return ",".join(f"{value:g}" if isinstance(value, Real) else str(value) for value in sorted(values))
+
+
+def select(runs: pd.DataFrame, params: tuple[str, ...]) -> pd.DataFrame:
+    """The finished runs of a cell with every parameter in `params` chosen by validation per
+    CELL_AXES. One after the other, each within the values of those after it, so that parameters of
+    one node are chosen jointly (the best combination) and those of different nodes apart."""
+    for index, param in enumerate(params):
+        later = [axis for axis in params[index + 1:] if axis in runs]
+        runs = select_by_validation(runs, param, (*CELL_AXES, *later))
+    return runs
 
 
 def aggregate(done: pd.DataFrame, one_vs_all: bool) -> tuple[float, float, int]:
@@ -90,17 +109,17 @@ def aggregate(done: pd.DataFrame, one_vs_all: bool) -> tuple[float, float, int]:
 
 
 def table_cells(runs: pd.DataFrame, published: pd.DataFrame, table: str, *,
-                backbone_lr_factor: float = PAPER_BACKBONE_LR_FACTOR,
-                pooling: str = PAPER_POOLING) -> pd.DataFrame:
-    """One row per published cell of `table` (CELL_COLUMNS): ours beside the paper's."""
+                backbone_lr_factor: float | None = None, pooling: str | None = None) -> pd.DataFrame:
+    """One row per published cell of `table` (`cell_columns`): ours beside the paper's, under the
+    paper's pooling and learning-rate scheme unless others are given."""
+    params = selected_axes()
     rows = []
     for _, cell in published[published["table"] == table].iterrows():
         matched = runs[cell_mask(runs, cell, backbone_lr_factor, pooling)]
         complete = finished(matched)
         n_failed = int((matched["status"] == "failed").sum())
         n_diverged = int(((matched["status"] == "diverged") & ~complete).sum())
-        done = select_by_validation(matched[complete], SELECTED_PARAM, CELL_AXES)
-        k = _chosen(done)
+        done = select(matched[complete], params)
         row = {
             "table": table, "variant": cell["variant"], "row_label": cell["row_label"],
             "objective": cell["objective"], "column_label": cell["column_label"], "dataset": cell["dataset"],
@@ -109,7 +128,7 @@ def table_cells(runs: pd.DataFrame, published: pd.DataFrame, table: str, *,
             "test_anomaly": cell["test_anomaly"], "lr": cell["lr"],
             "weighting": cell["weighting"], "paper_mean": cell["mean"], "paper_spread": cell["spread"],
             "n_runs": len(done), "n_pre_divergence": int((done["status"] == "diverged").sum()),
-            "n_failed": n_failed, "n_diverged": n_diverged, "k": k,
+            "n_failed": n_failed, "n_diverged": n_diverged, **{param: _chosen(done, param) for param in params},
         }
         if done.empty:
             # a failure says more than a divergence (a bug, a crash): `diverged` only when no run failed
@@ -122,7 +141,7 @@ def table_cells(runs: pd.DataFrame, published: pd.DataFrame, table: str, *,
             row.update(ours_mean=mean, ours_std=std, n_classes=n_classes, diff=diff,
                        beyond_spread=bool(abs(diff) > cell["spread"]), status="ok")
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(CELL_COLUMNS))
+    return pd.DataFrame(rows, columns=list(cell_columns()))
 
 
 def _one_decimal(value: float) -> float:

@@ -11,6 +11,8 @@ radius R, how R moves after the step, and the anomaly score.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from ...schema import at_least, config_node, in_range, positive
@@ -95,6 +97,9 @@ class SoftBoundaryConfig:
     (Ruff et al.'s reference code uses 10). nu follows the dataset (Section V-B: 0.2 for VOC2012,
     0.1 for WikiArt; conf/dataset_objective/), override with objective.nu."""
 
+    # recorded as a run axis (dsvdd_repro/schema.py): it differs between datasets
+    SWEPT: ClassVar[tuple[str, ...]] = ("nu",)
+
     _target_: str = "dsvdd_repro.methods.deep_svdd.objectives.SoftBoundary"
     name: str = "soft_boundary"
     nu: float = 0.1
@@ -113,7 +118,7 @@ class OneClass:
     name = "one_class"
     has_radius = False
 
-    def __init__(self, eta: float = 1.0):
+    def __init__(self, eta: float):
         self.eta = eta
 
     def loss(self, dist: torch.Tensor, radius: torch.Tensor, semi: torch.Tensor | None) -> torch.Tensor:
@@ -134,7 +139,7 @@ class SoftBoundary(OneClass):
     name = "soft_boundary"
     has_radius = True
 
-    def __init__(self, nu: float = 0.1, eta: float = 1.0, warm_up_epochs: int = 0):
+    def __init__(self, nu: float, eta: float, warm_up_epochs: int):
         super().__init__(eta)
         self.nu, self.warm_up_epochs = nu, warm_up_epochs
 

@@ -50,11 +50,11 @@ class AutoencoderConfig:
 
 
 class AutoencoderPretraining:
-    def __init__(self, epochs: int = 350, lr: float = 1e-4, milestones=(250,), weight_decay: float = 0.5e-6):
+    def __init__(self, epochs: int, lr: float, milestones: list[int], weight_decay: float):
         self.epochs, self.lr, self.milestones, self.weight_decay = epochs, lr, list(milestones), weight_decay
 
     def __call__(self, net: nn.Module, train: SplitData, batch_size: int, device: torch.device, seed: int,
-                 progress: bool = True, checkpoint: Checkpoint | None = None,
+                 progress: bool, checkpoint: Checkpoint | None = None,
                  execution: Execution | None = None) -> dict:
         """Train `net` as the encoder of its decoder on `train`; return the per-epoch losses. With a
         `checkpoint`, every epoch is saved and a relaunch resumes after the last one."""

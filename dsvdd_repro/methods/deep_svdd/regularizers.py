@@ -24,7 +24,8 @@ and the weighting keys come from the node. Users add one with a class and a YAML
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -41,6 +42,9 @@ WEIGHTINGS = ("adaptive", "fixed")
 class WeightingKeys:
     """Eq. (7)'s keys, shared by every regularizer node: c_t = alpha c_{t-1} + beta (1 - alpha)
     L_SVDD / L_reg from c_0 (adaptive), or c_t = 1 (fixed)."""
+
+    # Table I sweeps the weighting (dsvdd_repro/schema.py: what a node records and selects)
+    SWEPT: ClassVar[tuple[str, ...]] = ("weighting",)
 
     weighting: str = "adaptive"
     alpha: float = 0.9
@@ -67,6 +71,9 @@ class NoiseConfig(WeightingKeys):
     The paper selects k from {5, 30, 50, 60, 70, 100, 130, 200} by validation AUC
     (dsvdd_repro/selection.py); 5 is the default of a single run."""
 
+    SWEPT: ClassVar[tuple[str, ...]] = ("k",)
+    SELECTED: ClassVar[tuple[str, ...]] = ("k",)
+
     _target_: str = "dsvdd_repro.methods.deep_svdd.regularizers.NoiseRegularizer"
     name: str = "noise"
     k: int = 5
@@ -80,6 +87,8 @@ class NoiseConfig(WeightingKeys):
 class VarianceConfig(WeightingKeys):
     """Section IV-C, Eq. (5): hinge on the minibatch feature variance, threshold d0 divided by 10
     every r epochs."""
+
+    SWEPT: ClassVar[tuple[str, ...]] = ("d0", "r")
 
     _target_: str = "dsvdd_repro.methods.deep_svdd.regularizers.VarianceRegularizer"
     name: str = "variance"
@@ -99,7 +108,7 @@ class Regularizer(nn.Module):
     name = "regularizer"
     active = True  # False: no L_reg at all (the loss is L_SVDD alone)
 
-    def __init__(self, weighting: str = "adaptive", alpha: float = 0.9, beta: float = 0.5, c0: float = 0.0):
+    def __init__(self, weighting: str, alpha: float, beta: float, c0: float):
         super().__init__()
         self.weight = LossWeight(weighting, alpha, beta, c0)
 
@@ -121,8 +130,8 @@ class NoRegularizer(Regularizer):
     name = "none"
     active = False
 
-    def __init__(self, feature_dim: int = 0, seed: int = 0):
-        super().__init__()
+    def __init__(self, feature_dim: int, seed: int):
+        super().__init__(**asdict(WeightingKeys()))  # never used: no L_reg to weight
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return features.new_zeros(())
@@ -131,7 +140,7 @@ class NoRegularizer(Regularizer):
 class NoiseRegularizer(Regularizer):
     name = "noise"
 
-    def __init__(self, feature_dim: int, seed: int = 0, k: int = 5, **weighting):
+    def __init__(self, feature_dim: int, seed: int, k: int, **weighting):
         super().__init__(**weighting)
         self.head = nn.Linear(feature_dim, k)
         self.k = k
@@ -169,7 +178,7 @@ def minibatch_variance(features: torch.Tensor) -> torch.Tensor:
 class VarianceRegularizer(Regularizer):
     name = "variance"
 
-    def __init__(self, feature_dim: int = 0, seed: int = 0, d0: float = 0.1, r: int = 3, **weighting):
+    def __init__(self, feature_dim: int, seed: int, d0: float, r: int, **weighting):
         super().__init__(**weighting)
         self.d0, self.r = d0, r
         self.threshold = d0
@@ -191,7 +200,7 @@ class VarianceRegularizer(Regularizer):
 class LossWeight:
     """c_t of Eq. (6). `adaptive`: Eq. (7); `fixed`: c_t = 1. Kept as a device tensor (no sync)."""
 
-    def __init__(self, mode: str = "adaptive", alpha: float = 0.9, beta: float = 0.5, c0: float = 0.0):
+    def __init__(self, mode: str, alpha: float, beta: float, c0: float):
         self.mode, self.alpha, self.beta = mode, alpha, beta
         self.value: torch.Tensor | float = 1.0 if mode == "fixed" else c0
 

@@ -36,6 +36,8 @@ Protocol, and the choices the paper leaves open:
   features are cast to float32 before the SVDD loss, the regularizer, c, R, the scores and the
   collapse diagnostics. A CPU run is float32 throughout (the defaults). The autoencoder pretraining
   of the original protocol stays float32 everywhere.
+- Cost (the cost plan): `DeepSVDD.planned_work` counts a run's passes with the rules training
+  follows, `calibrates_bn` (whether batch norm is calibrated) and `validates` (whether epochs are).
 """
 
 from __future__ import annotations
@@ -53,15 +55,17 @@ from tqdm.auto import tqdm
 
 from ...checkpoint import Checkpoint, restore_rng, restore_torch_rng, rng_state, torch_rng_state
 from ...data.protocols import SplitData
-from ...evaluation import COLLAPSE_RATIO, auroc, feature_variance, is_collapsed, relative_variance
+from ...evaluation import auroc, feature_variance, is_collapsed, relative_variance
 from ...execution import Execution
 from ...faults import crash_point
 from ...schema import build, config_node, positive
-from ..base import Detector, RunContext
+from ..base import Detector, PlannedWork, RunContext
 from .objectives import OneClass, initial_center, squared_distances
 from .regularizers import Regularizer, minibatch_variance
 
 log = logging.getLogger(__name__)
+# rows per batch when a network fits its own input preprocessing (the LeNet's GCN range)
+INPUT_FIT_BATCH = 1000
 
 
 @config_node("method", "dsvdd")
@@ -99,15 +103,14 @@ class DeepSVDD(Detector):
 
     def __init__(
         self, net: nn.Module, objective: OneClass, regularizer: Regularizer, device: torch.device, *,
-        lr: float = 1e-3, backbone_lr_factor: float = 0.1, weight_decay: float = 5e-4, epochs: int = 30,
-        batch_size: int = 50, eval_batch_size: int = 500, collapse_ratio: float = COLLAPSE_RATIO,
-        divergence_factor: float = 1e6, seed: int = 0,
-        progress: bool = True, center_eps: float = 0.1, calibrate_bn: bool = False,
-        lr_schedule: Callable[[torch.optim.Optimizer], object] | None = None,
-        pretrain: Callable[..., dict] | None = None, execution: Execution | None = None,
+        lr: float, backbone_lr_factor: float, weight_decay: float, epochs: int, batch_size: int,
+        collapse_ratio: float, divergence_factor: float, seed: int, progress: bool, center_eps: float,
+        calibrate_bn: bool, lr_schedule: Callable[[torch.optim.Optimizer], object] | None,
+        pretrain: Callable[..., dict] | None, execution: Execution,
     ):
-        # the device, precision, memory format and evaluation batch (dsvdd_repro/execution.py)
-        self.execution = execution or Execution(device, eval_batch_size=eval_batch_size)
+        # The values of the run's optim, trainer and method nodes (`from_context`), which hold their
+        # defaults. The device, precision, memory format and evaluation batch: dsvdd_repro/execution.py
+        self.execution = execution
         self.net = self.execution.module(net)
         self.objective = objective
         self.regularizer = regularizer.to(device)
@@ -127,7 +130,7 @@ class DeepSVDD(Detector):
         self.best_radius = 0.0
 
     @classmethod
-    def from_context(cls, context: RunContext, center_eps: float = 0.1, calibrate_bn: bool | None = None) -> DeepSVDD:
+    def from_context(cls, context: RunContext, center_eps: float, calibrate_bn: bool | None) -> DeepSVDD:
         cfg, trainer = context.cfg, context.trainer
         net = build(cfg.model)  # loads weights: fails here, before any training, if they cannot be had
         regularizer = build(cfg.regularizer, feature_dim=net.feature_dim(context.image_size), seed=context.seed)
@@ -140,12 +143,41 @@ class DeepSVDD(Detector):
             collapse_ratio=float(trainer.collapse_ratio),
             divergence_factor=float(trainer.divergence_factor),
             seed=context.seed, progress=context.progress, center_eps=center_eps,
-            calibrate_bn=cfg.model.weights == "none" and pretrain is None if calibrate_bn is None else calibrate_bn,
+            calibrate_bn=cls.calibrates_bn(calibrate_bn, cfg.model.weights, pretrain),
             lr_schedule=None if schedule is None else partial(_schedule, schedule),
             pretrain=pretrain, execution=context.execution,
         )
         detector.checkpoint = Checkpoint.of_run(context.run_dir, trainer)
         return detector
+
+    @staticmethod
+    def calibrates_bn(calibrate_bn: bool | None, weights, pretrain) -> bool:
+        """Whether batch norm's running statistics are re-estimated before c: `method.calibrate_bn`,
+        null = for random initialisation (model.weights=none) without pretraining (`pretrain`: the
+        node or object, None when there is none)."""
+        return weights == "none" and pretrain is None if calibrate_bn is None else calibrate_bn
+
+    @staticmethod
+    def validates(val_labels: int) -> bool:
+        """Whether every epoch is validated (and the model selected): only when the validation split
+        holds both labels; else the last epoch is scored (the published protocol of Ruff et al.)."""
+        return val_labels == 2
+
+    @classmethod
+    def planned_work(cls, config: dict, sizes: dict) -> PlannedWork:
+        """Epochs x training rows trained (and the pretraining's epochs apart); evaluated: the
+        batch-norm calibration pass (`calibrates_bn`), c, every epoch's validation (`validates`),
+        the test set; a checkpoint before the first epoch, after each, and after each pretraining epoch."""
+        epochs, n_train = int(config["trainer"]["epochs"]), sizes["train"]
+        pretrain = config.get("pretrain")
+        calibrated = cls.calibrates_bn(config["method"].get("calibrate_bn"), config["model"].get("weights"), pretrain)
+        validation = epochs * sizes["val"] if cls.validates(sizes["val_labels"]) else 0
+        work = PlannedWork(train=epochs * n_train, checkpoints=epochs + 1,
+                           eval=(n_train if calibrated else 0) + n_train + validation + sizes["test"])
+        if pretrain is not None:
+            work.pretrain = int(pretrain["epochs"]) * n_train
+            work.checkpoints += int(pretrain["epochs"])
+        return work
 
     # -- features and scores -------------------------------------------------------------------
     @torch.no_grad()
@@ -280,7 +312,7 @@ class DeepSVDD(Detector):
         torch.manual_seed(self.seed)
         rng = np.random.default_rng([self.seed, 3])
         start = time.perf_counter()
-        validated = len(val) > 0 and len(np.unique(val.labels)) == 2
+        validated = self.validates(len(np.unique(val.labels)))
         optimizer = self._optimizer()
         schedule = None if self.lr_schedule is None else self.lr_schedule(optimizer)
         saved = self.checkpoint.load("svdd")
@@ -418,8 +450,8 @@ class DeepSVDD(Detector):
         """Before c: fit the network's own input preprocessing (if it has one) on the training
         images, then pretrain it (if asked); returns their summaries for metrics.json."""
         summary = {}
-        if hasattr(self.net, "fit_inputs"):
-            summary["inputs"] = self.net.fit_inputs(train)
+        if hasattr(self.net, "fit_inputs"):  # the network gets the images, not the split (it knows no dataset)
+            summary["inputs"] = self.net.fit_inputs(images for _, images in train.iter_batches(INPUT_FIT_BATCH))
         if self.pretrain is not None:
             summary["pretrain"] = self.pretrain(self.net, train, self.batch_size, self.device, self.seed, self.progress,
                                                 checkpoint=self.checkpoint, execution=self.execution)
