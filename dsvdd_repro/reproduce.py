@@ -76,7 +76,7 @@ def resolve_weights(weights: str) -> str:
     once if needed), else `none`."""
     if weights != "auto":
         return weights
-    from .models.weights import WeightsError, load_imagenet_state
+    from dsvdd_repro.models.weights import WeightsError, load_imagenet_state
 
     try:
         load_imagenet_state()
@@ -95,7 +95,7 @@ def produced_by(args: argparse.Namespace, weights: str, seconds: float) -> str:
 
     import torch
 
-    from .execution import device_name
+    from dsvdd_repro.core.execution import device_name
 
     device = device_name("cuda") if torch.cuda.is_available() else "no GPU"
     return (f"`python -m dsvdd_repro.reproduce --profile {args.profile} --launcher {args.launcher} "
@@ -105,12 +105,12 @@ def produced_by(args: argparse.Namespace, weights: str, seconds: float) -> str:
 
 
 def print_plan(args: argparse.Namespace, chosen: list[str], weights: str) -> int:
-    """`--plan`: the cost plan of the profile (dsvdd_repro/plan.py); weights=auto as the runs would
+    """`--plan`: the cost plan of the profile (dsvdd_repro/sweeps/plan.py); weights=auto as the runs would
     resolve it, without downloading anything."""
-    from .cost import CostNotStated
-    from .data.cache import default_cache_root
-    from .models.weights import resolve_weights as resolve_cheaply
-    from .plan import make_plan, render
+    from dsvdd_repro.models.weights import resolve_weights as resolve_cheaply
+    from dsvdd_repro.storage.locations import default_cache_root
+    from dsvdd_repro.sweeps.cost import CostNotStated
+    from dsvdd_repro.sweeps.plan import make_plan, render
 
     start = time.perf_counter()
     weights = resolve_cheaply(weights)

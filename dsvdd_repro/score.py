@@ -1,7 +1,7 @@
 """Score new images with a finished run's saved model: `python -m dsvdd_repro.score <run folder>
 <image or folder> [...] [--out scores.csv]` (also `dsvdd-score`).
 
-The run folder may come from someone else: nothing in it runs code (dsvdd_repro/received.py). Its
+The run folder may come from someone else: nothing in it runs code (dsvdd_repro/storage/received.py). Its
 recorded config (metrics.json) is checked to build only the package's own nodes, model.pt is
 checked against the sha256 the run recorded and loaded as tensors and plain values only, and the
 detector is rebuilt from the config (with `model.weights=none`: no download, the saved weights
@@ -40,17 +40,15 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from .atomic import atomic_write_bytes
-from .config import TrainerConfig, register_configs
-from .data.cache import default_cache_root
-from .data.decode import decode_one
-from .data.protocols import SplitData
-from .data.source import find_images
-from .integrity import changed_files, file_record
-from .methods.base import RunContext
-from .methods.features import unlabeled_train
-from .received import UnsafeFileError, check_recorded_config, load_data, one_line
-from .runs import (
+from dsvdd_repro.core.anomaly import AnomalyConfig
+from dsvdd_repro.core.schema import build
+from dsvdd_repro.data.decode import decode_one
+from dsvdd_repro.data.protocols import SplitData
+from dsvdd_repro.data.source import find_images
+from dsvdd_repro.methods.base import RunContext
+from dsvdd_repro.methods.features import unlabeled_train
+from dsvdd_repro.runs.config import TrainerConfig, register_configs
+from dsvdd_repro.runs.folders import (
     FINAL_STATUSES,
     METRICS_FILE,
     MODEL_FILE,
@@ -61,8 +59,10 @@ from .runs import (
     write_json,
     write_model,
 )
-from .schema import build
-from .setups import AnomalyConfig
+from dsvdd_repro.storage.atomic import atomic_write_bytes
+from dsvdd_repro.storage.integrity import changed_files, file_record
+from dsvdd_repro.storage.locations import default_cache_root
+from dsvdd_repro.storage.received import UnsafeFileError, check_recorded_config, load_data, one_line
 
 PROBE_IMAGES = 32  # random images both formats must score alike before a re-export is written
 
@@ -155,7 +155,7 @@ def _load_model_file(run_dir: Path, metrics: dict, device: torch.device, trust: 
 
 def recorded_config(metrics: dict):
     """The run's recorded config, with the trainer's defaults for how a run executes (the identity
-    leaves them out: dsvdd_repro.config.EXECUTION_KEYS) and no progress bars."""
+    leaves them out: dsvdd_repro.core.execution.EXECUTION_KEYS) and no progress bars."""
     cfg = OmegaConf.create(metrics["config"])
     cfg.trainer = OmegaConf.merge(OmegaConf.structured(TrainerConfig), cfg.get("trainer") or {})
     cfg.trainer.progress = False
@@ -318,7 +318,7 @@ def run_splits(metrics: dict):
     """The run's splits, rebuilt from its recorded config (dataset roots from the environment)."""
     from hydra.core.config_store import ConfigStore
 
-    from .train import make_splits
+    from dsvdd_repro.train import make_splits
 
     cfg = recorded_config(metrics)
     for group in ("dataset", "setup"):  # their dataclasses: the protocol's own objects

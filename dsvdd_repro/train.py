@@ -3,7 +3,7 @@
 One run = one Hydra job = one cell-sample of a paper table (contracts C1, C2 in the README). The
 walk, each step in one place: config nodes (validated) -> source (`dataset` node) -> protocol
 (`setup`, `anomaly`) -> detector (`method` node) fit on train/val, scored on test -> run folder
-(dsvdd_repro/runs.py). A folder whose metrics.json says `done` for the same identity is skipped.
+(dsvdd_repro/runs/folders.py). A folder whose metrics.json says `done` for the same identity is skipped.
 """
 
 from __future__ import annotations
@@ -23,18 +23,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .atomic import atomic_write_bytes
-from .checkpoint import Checkpoint
-from .config import anomaly, register_configs, validate
-from .data.cache import default_cache_root
-from .data.errors import DatasetRootError
-from .data.protocols import ProtocolSplits
-from .evaluation import auroc
-from .execution import show_progress
-from .integrity import file_record
-from .methods.base import RunContext
-from .models.weights import WeightsError, imagenet_weights_path, load_imagenet_state
-from .runs import (
+from dsvdd_repro.core.evaluation import auroc
+from dsvdd_repro.core.execution import show_progress
+from dsvdd_repro.core.schema import ConfigError, build
+from dsvdd_repro.data.errors import DatasetRootError
+from dsvdd_repro.data.protocols import ProtocolSplits
+from dsvdd_repro.methods.base import RunContext
+from dsvdd_repro.models.weights import WeightsError, imagenet_weights_path, load_imagenet_state
+from dsvdd_repro.runs.config import anomaly, register_configs, validate
+from dsvdd_repro.runs.folders import (
     LOG_FILE,
     METRICS_FILE,
     MODEL_FILE,
@@ -52,7 +49,10 @@ from .runs import (
     write_model,
     write_scores,
 )
-from .schema import ConfigError, build
+from dsvdd_repro.storage.atomic import atomic_write_bytes
+from dsvdd_repro.storage.checkpoint import Checkpoint
+from dsvdd_repro.storage.integrity import file_record
+from dsvdd_repro.storage.locations import default_cache_root
 
 log = logging.getLogger("dsvdd_repro")
 

@@ -32,12 +32,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_throughput import compose_run, timed  # noqa: E402  (the same composition and timing)
 
-from dsvdd_repro.execution import device_name  # noqa: E402
+from dsvdd_repro.core.execution import device_name  # noqa: E402
+from dsvdd_repro.core.schema import build  # noqa: E402
 from dsvdd_repro.methods.base import RunContext  # noqa: E402
 from dsvdd_repro.methods.deep_svdd.objectives import initial_center  # noqa: E402
 from dsvdd_repro.methods.deep_svdd.pretrain import AutoencoderPretraining  # noqa: E402
 from dsvdd_repro.methods.deep_svdd.trainer import INPUT_FIT_BATCH  # noqa: E402
-from dsvdd_repro.schema import build  # noqa: E402
 from dsvdd_repro.train import make_splits, resolve_device, seed_everything  # noqa: E402
 
 AUTHORS_SECONDS = {"autoencoder": "10-14", "deep SVDD": "5.1-5.3"}  # per 5,000-image epoch, 2 threads

@@ -16,10 +16,10 @@ import time
 
 import torch
 
+from dsvdd_repro.core.schema import build
 from dsvdd_repro.methods.deep_svdd.objectives import one_class_loss, squared_distances
 from dsvdd_repro.methods.deep_svdd.regularizers import NoiseConfig, VarianceConfig
 from dsvdd_repro.models.resnet import ResNet18Config
-from dsvdd_repro.schema import build
 
 
 def make_step(kind: str, net, device, image_size: int):

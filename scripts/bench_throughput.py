@@ -4,8 +4,8 @@ Prints, in one run, images/s of
 - the bare model's training step (ResNet-18 features, random init, forward + sum(phi^2).mean() +
   backward + Adam, batch --batch-size, uint8 images already on the device) and its evaluation
   (eval-mode no-grad forward, batch --eval-batch), both under the run's execution settings
-  (dsvdd_repro/execution.py: precision, channels_last), timed by the cost plan's own harness
-  (dsvdd_repro/calibration.py `NetworkSteps`: the steps its measured speeds come from);
+  (dsvdd_repro/core/execution.py: precision, channels_last), timed by the cost plan's own harness
+  (dsvdd_repro/sweeps/calibration.py `NetworkSteps`: the steps its measured speeds come from);
 - our real training epoch (`DeepSVDD._train_epoch`, variant dsvdd_bias_noise, on --rows CIFAR-10
   training rows), our evaluation (`DeepSVDD.embed` of the validation split) and GEO's transformed
   scoring (`GEO._normality`, counted in transformed images, 72 per image), each as a ratio to the
@@ -38,16 +38,16 @@ import torch
 from hydra import compose, initialize_config_module
 
 import dsvdd_repro
-from dsvdd_repro.calibration import NetworkSteps
-from dsvdd_repro.checkpoint import Checkpoint
-from dsvdd_repro.config import validate
-from dsvdd_repro.data.cache import default_cache_root
-from dsvdd_repro.execution import device_name
+from dsvdd_repro.core.execution import device_name
+from dsvdd_repro.core.schema import build
 from dsvdd_repro.methods.base import RunContext
 from dsvdd_repro.methods.geo import N_TRANSFORMS
 from dsvdd_repro.models.resnet import ResNet18Config
-from dsvdd_repro.runs import write_model, write_scores
-from dsvdd_repro.schema import build
+from dsvdd_repro.runs.config import validate
+from dsvdd_repro.runs.folders import write_model, write_scores
+from dsvdd_repro.storage.checkpoint import Checkpoint
+from dsvdd_repro.storage.locations import default_cache_root
+from dsvdd_repro.sweeps.calibration import NetworkSteps
 from dsvdd_repro.train import make_splits, resolve_device, seed_everything
 
 

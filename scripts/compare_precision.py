@@ -1,6 +1,6 @@
 """The same runs in two precisions side by side: test AUC and run time per (normal class, seed).
 
-Precision is an execution key (dsvdd_repro/config.py), so a bf16 sweep lands in its own runs folder
+Precision is an execution key (dsvdd_repro/runs/config.py), so a bf16 sweep lands in its own runs folder
 and finds its float32 twin by run folder name. Reads each finished run's metrics.json and checks the
 precision it really used (`execution.precision`).
 

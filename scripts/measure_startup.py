@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from dsvdd_repro.config import validate  # noqa: E402
-from dsvdd_repro.schema import build  # noqa: E402
+from dsvdd_repro.core.schema import build  # noqa: E402
+from dsvdd_repro.runs.config import validate  # noqa: E402
 from dsvdd_repro.train import make_splits  # noqa: E402 (imports register the config nodes)
 
 CONF = Path(__file__).resolve().parents[1] / "dsvdd_repro" / "conf"

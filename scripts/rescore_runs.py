@@ -19,9 +19,9 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from dsvdd_repro.config import register_configs
-from dsvdd_repro.runs import MODEL_FILE, SCORES_FILE, read_metrics
-from dsvdd_repro.schema import build
+from dsvdd_repro.core.schema import build
+from dsvdd_repro.runs.config import register_configs
+from dsvdd_repro.runs.folders import MODEL_FILE, SCORES_FILE, read_metrics
 from dsvdd_repro.score import ScoreError, load_detector
 from dsvdd_repro.train import make_splits
 

@@ -13,7 +13,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from dsvdd_repro.config import register_configs
+from dsvdd_repro.runs.config import register_configs
 
 register_configs()  # the nodes' options, for the compose API (the entrypoint does it on import)
 
@@ -40,8 +40,14 @@ TEST_PROFILE = "profile=paper"
 
 
 def with_profile(overrides: list[str]) -> list[str]:
-    """`overrides`, with TEST_PROFILE first unless they choose a profile themselves."""
-    return overrides if any(item.startswith("profile=") for item in overrides) else [TEST_PROFILE, *overrides]
+    """`overrides` (a command line's: flags such as `-m` first), with TEST_PROFILE as the first
+    override unless they choose a profile themselves."""
+    if any(item.startswith("profile=") for item in overrides):
+        return overrides
+    flags = 0
+    while flags < len(overrides) and overrides[flags].startswith("-"):
+        flags += 1
+    return [*overrides[:flags], TEST_PROFILE, *overrides[flags:]]
 
 
 def compose_config(overrides: list[str]) -> DictConfig:

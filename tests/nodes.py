@@ -12,8 +12,8 @@ import dataclasses
 
 import torch
 
-from dsvdd_repro.config import Config, TrainerConfig
-from dsvdd_repro.execution import Execution
+from dsvdd_repro.core.execution import Execution
+from dsvdd_repro.core.schema import build
 from dsvdd_repro.methods.deep_svdd.objectives import OneClassConfig, SoftBoundaryConfig
 from dsvdd_repro.methods.deep_svdd.regularizers import (
     NoiseConfig,
@@ -25,7 +25,7 @@ from dsvdd_repro.methods.deep_svdd.trainer import DeepSVDD, DeepSVDDConfig
 from dsvdd_repro.methods.optim import AdamConfig
 from dsvdd_repro.models.lenet import LeNetConfig
 from dsvdd_repro.models.resnet import ResNet18Config
-from dsvdd_repro.schema import build
+from dsvdd_repro.runs.config import Config, TrainerConfig
 
 CPU = torch.device("cpu")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dsvdd_repro.atomic import temporary_path
 from dsvdd_repro.data import cache as cache_mod
 from dsvdd_repro.data.cache import ImageArrays, cached_arrays, cached_image_arrays, fingerprint
+from dsvdd_repro.storage.atomic import temporary_path
 
 KEY = {"v": 1}
 IMAGES = np.random.default_rng(0).integers(0, 256, (40, 3, 8, 8), dtype=np.uint8)

@@ -1,13 +1,13 @@
 """When a run writes its checkpoint: every `every_s` seconds, after every epoch at 0, at once after a
-scheduler's stop signal (dsvdd_repro/preemption.py)."""
+scheduler's stop signal (dsvdd_repro/storage/preemption.py)."""
 
 import os
 import signal
 
 import pytest
 
-from dsvdd_repro import preemption
-from dsvdd_repro.checkpoint import Checkpoint
+from dsvdd_repro.storage import preemption
+from dsvdd_repro.storage.checkpoint import Checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def test_an_interval_of_zero_checkpoints_every_epoch(tmp_path):
 
 def test_an_interval_waits_for_its_seconds(tmp_path, monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr("dsvdd_repro.checkpoint.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("dsvdd_repro.storage.checkpoint.time.monotonic", lambda: clock[0])
     checkpoint = Checkpoint(tmp_path, 300.0)
     assert not checkpoint.due()
     clock[0] += 299.0
@@ -50,8 +50,9 @@ def test_no_folder_never_checkpoints():
 
 
 def test_the_interval_is_validated_and_is_an_execution_key():
-    from dsvdd_repro.config import EXECUTION_KEYS, TrainerConfig
-    from dsvdd_repro.schema import ConfigError
+    from dsvdd_repro.core.execution import EXECUTION_KEYS
+    from dsvdd_repro.core.schema import ConfigError
+    from dsvdd_repro.runs.config import TrainerConfig
 
     assert "trainer.checkpoint_every_s" in EXECUTION_KEYS  # a finished run is found whatever the interval
     with pytest.raises(ConfigError, match="checkpoint_every_s"):
@@ -59,7 +60,7 @@ def test_the_interval_is_validated_and_is_an_execution_key():
 
 
 def test_the_plan_prices_the_checkpoints_the_interval_writes():
-    from dsvdd_repro.plan import checkpoints_written
+    from dsvdd_repro.sweeps.plan import checkpoints_written
 
     assert checkpoints_written(31, 1000.0, {"checkpoint_every_s": 0}) == 31  # every epoch
     assert checkpoints_written(31, 1000.0, {"checkpoint_every_s": 300}) == 4  # the first, then 3 intervals

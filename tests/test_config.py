@@ -4,8 +4,8 @@ key, the value and what is allowed; variants, experiments, launchers and per-dat
 import pytest
 
 from dsvdd_repro import train
-from dsvdd_repro.config import anomaly
-from dsvdd_repro.schema import ConfigError
+from dsvdd_repro.core.schema import ConfigError
+from dsvdd_repro.runs.config import anomaly
 from tests.conftest import CONF_DIR, TINY, compose_config
 
 
@@ -75,7 +75,7 @@ def test_the_default_sweeper_is_the_grid_sweeper_and_experiments_share_the_paper
     ],
 )
 def test_each_table_row_is_one_variant_override(variant, method, regularizer, bias, features):
-    from dsvdd_repro.runs import variant_name
+    from dsvdd_repro.runs.folders import variant_name
 
     cfg = compose_config([*TINY, f"variant={variant}"])
     assert cfg.method.name == method and variant_name(cfg) == variant

@@ -20,9 +20,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import dsvdd_repro.data
+from dsvdd_repro.core.schema import ConfigError, build
 from dsvdd_repro.data import cifar10 as cifar10_mod
 from dsvdd_repro.data import decode
-from dsvdd_repro.data.cache import cached_arrays, default_cache_root, fingerprint
+from dsvdd_repro.data.cache import cached_arrays, fingerprint
 from dsvdd_repro.data.cifar10 import CIFAR10_CLASSES, CIFAR10Config
 from dsvdd_repro.data.errors import DatasetRootError
 from dsvdd_repro.data.fake import FakeConfig, make_fake
@@ -30,7 +31,7 @@ from dsvdd_repro.data.folder import FolderConfig
 from dsvdd_repro.data.source import IMAGE_EXTENSIONS, find_images, image_files, is_hidden
 from dsvdd_repro.data.voc2012 import VOC2012Config
 from dsvdd_repro.data.wikiart import WIKIART_PAPER_STYLES, WikiArtConfig
-from dsvdd_repro.schema import ConfigError, build
+from dsvdd_repro.storage.locations import default_cache_root
 
 N_TRAIN, N_TEST = 3, 2
 
@@ -615,7 +616,7 @@ def test_fake_through_its_node_is_make_fake():
 def test_data_layer_does_not_import_the_run_config():
     code = (
         "import sys, dsvdd_repro.data.protocols, dsvdd_repro.data; "
-        "print('dsvdd_repro.config' in sys.modules)"
+        "print('dsvdd_repro.runs.config' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -1,14 +1,14 @@
-"""The GPU fast path (dsvdd_repro/execution.py): defaults harmless on a CPU, bf16 close to float32,
+"""The GPU fast path (dsvdd_repro/core/execution.py): defaults harmless on a CPU, bf16 close to float32,
 splits copied to the device gather the same images."""
 
 import numpy as np
 import pytest
 import torch
 
-from dsvdd_repro.config import TrainerConfig
-from dsvdd_repro.evaluation import auroc
-from dsvdd_repro.execution import Execution
-from dsvdd_repro.schema import ConfigError
+from dsvdd_repro.core.evaluation import auroc
+from dsvdd_repro.core.execution import Execution
+from dsvdd_repro.core.schema import ConfigError
+from dsvdd_repro.runs.config import TrainerConfig
 from tests.nodes import deep_svdd, noise, resnet18
 from tests.test_trainer import tiny_splits
 

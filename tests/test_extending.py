@@ -17,11 +17,12 @@ import pytest
 from hydra.core.config_store import ConfigStore
 from PIL import Image
 
-from dsvdd_repro import schema, train
+from dsvdd_repro import train
+from dsvdd_repro.core import schema
 from dsvdd_repro.report.collect import collect_runs
 from dsvdd_repro.report.published import table_names
 from dsvdd_repro.report.tables import table_cells
-from dsvdd_repro.runs import run_axes
+from dsvdd_repro.runs.folders import run_axes
 from tests.conftest import ROOT, TINY, compose_config
 
 # The user's module: an L2 penalty on phi, mean_i ||phi(x_i)||^2, weighted like the paper's regularizers.
@@ -99,7 +100,7 @@ from typing import ClassVar
 import torch
 
 from dsvdd_repro.methods.deep_svdd.regularizers import Regularizer, WeightingKeys
-from dsvdd_repro.schema import config_node, positive
+from dsvdd_repro.core.schema import config_node, positive
 
 
 @config_node("regularizer", "spread")

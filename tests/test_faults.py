@@ -1,4 +1,4 @@
-"""Fault injection: runs and sweeps killed (SIGKILL, `DSVDD_CRASH_AT`, dsvdd_repro/faults.py) while
+"""Fault injection: runs and sweeps killed (SIGKILL, `DSVDD_CRASH_AT`, dsvdd_repro/core/faults.py) while
 decoding, writing the cache, mid-epoch, writing a checkpoint and writing the results; every relaunch
 must end with the results of an uninterrupted run, bit for bit, and leave no temporary file."""
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsvdd_repro.runs import LOCK_FILE
+from dsvdd_repro.runs.folders import LOCK_FILE
 
 pytestmark = pytest.mark.slow
 

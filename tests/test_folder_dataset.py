@@ -10,11 +10,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 from PIL import Image
 
+from dsvdd_repro.core.schema import ConfigError, build
 from dsvdd_repro.data import decode, protocols
 from dsvdd_repro.data.errors import DatasetRootError
 from dsvdd_repro.data.folder import FolderConfig
 from dsvdd_repro.data.images import NaturalImages
-from dsvdd_repro.schema import ConfigError, build
 from tests.conftest import run_cli
 
 SIZE = 16

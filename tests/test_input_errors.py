@@ -16,9 +16,9 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from dsvdd_repro.config import validate
+from dsvdd_repro.core.schema import ConfigError
 from dsvdd_repro.models.weights import WeightsError
-from dsvdd_repro.schema import ConfigError
+from dsvdd_repro.runs.config import validate
 from tests.conftest import ROOT, TINY, compose_config
 
 ALTERATION = ["setup=alteration", "anomaly=strokes"]

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from dsvdd_repro.core.schema import ConfigError
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
 from dsvdd_repro.models import lenet as lenet_module
 from dsvdd_repro.models.lenet import GCNMinMax, LeNetConfig, gcn_l1
-from dsvdd_repro.schema import ConfigError
 from tests.nodes import lenet
 
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torchvision.models import ResNet18_Weights, resnet18
 
+from dsvdd_repro.core.schema import ConfigError
 from dsvdd_repro.models import weights as weights_module
 from dsvdd_repro.models.resnet import ResNet18Config
 from dsvdd_repro.models.weights import WeightsError
-from dsvdd_repro.schema import ConfigError
 from tests import nodes
 
 

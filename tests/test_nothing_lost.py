@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dsvdd_repro.runs import run_lock
+from dsvdd_repro.runs.folders import run_lock
 
 pytestmark = pytest.mark.slow
 

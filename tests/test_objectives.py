@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dsvdd_repro.evaluation import auroc, feature_variance, is_collapsed, relative_variance
+from dsvdd_repro.core.evaluation import auroc, feature_variance, is_collapsed, relative_variance
 from dsvdd_repro.methods.deep_svdd.objectives import (
     initial_center,
     one_class_loss,

@@ -8,14 +8,15 @@ import sys
 import numpy as np
 import pytest
 
-from dsvdd_repro.cost import CostNotStated, run_work
+from dsvdd_repro.core.anomaly import AnomalyConfig
 from dsvdd_repro.data.cifar10 import CIFAR10Config
 from dsvdd_repro.data.fake import FakeImages, make_fake
+from dsvdd_repro.data.setups import AlterationSetup, OneVsAllSetup
 from dsvdd_repro.data.voc2012 import VOC2012Config
 from dsvdd_repro.data.wikiart import WikiArtConfig
 from dsvdd_repro.methods.base import Detector, PlannedWork
-from dsvdd_repro.plan import Pricer, make_plan, schedule
-from dsvdd_repro.setups import AlterationSetup, AnomalyConfig, OneVsAllSetup
+from dsvdd_repro.sweeps.cost import CostNotStated, run_work
+from dsvdd_repro.sweeps.plan import Pricer, make_plan, schedule
 from tests.conftest import ROOT, compose_config
 from tests.nodes import from_node
 from tests.test_reproduce import EXPECTED_RUNS
@@ -118,7 +119,7 @@ def _unit_prices(self, tasks):
 
 
 def test_a_method_that_states_no_cost_is_refused_before_anything_is_priced(tmp_path, monkeypatch):
-    from dsvdd_repro.calibration import Calibration
+    from dsvdd_repro.sweeps.calibration import Calibration
 
     c = _users_method("tests.test_plan.SilentDetector.from_context")
     message = ("method=mine: tests.test_plan.SilentDetector states no run cost "
@@ -126,7 +127,7 @@ def test_a_method_that_states_no_cost_is_refused_before_anything_is_priced(tmp_p
     with pytest.raises(CostNotStated) as refused:
         run_work(c)
     assert str(refused.value) == message
-    monkeypatch.setattr("dsvdd_repro.plan.sweep_containers",
+    monkeypatch.setattr("dsvdd_repro.sweeps.plan.sweep_containers",
                         lambda *args: ((1, None), [("run", str(tmp_path / "run"), c)], 0.0))
     monkeypatch.setattr(Calibration, "measure", lambda self, tasks: pytest.fail("measured a refused plan"))
     with pytest.raises(CostNotStated, match="SilentDetector states no run cost"):
@@ -136,7 +137,7 @@ def test_a_method_that_states_no_cost_is_refused_before_anything_is_priced(tmp_p
 def test_a_method_that_states_its_cost_is_priced(tmp_path, monkeypatch):
     import torch
 
-    from dsvdd_repro.calibration import Calibration
+    from dsvdd_repro.sweeps.calibration import Calibration
 
     monkeypatch.setattr(Calibration, "measure", _unit_prices)
     c = _users_method("tests.test_plan.StatedDetector.from_context")
@@ -164,10 +165,10 @@ def test_schedule_starts_each_job_on_the_first_free_worker():
 def test_the_paper_plan_counts_every_experiments_runs_once(tmp_path, monkeypatch):
     """Every experiment's grid as test_reproduce expects it; runs two experiments share are counted
     once; with unit prices (1 image/s, no fixed cost) the run-seconds are the image-passes."""
-    from dsvdd_repro.calibration import Calibration
+    from dsvdd_repro.sweeps.calibration import Calibration
 
     monkeypatch.setattr(Calibration, "measure", _unit_prices)
-    monkeypatch.setattr("dsvdd_repro.plan.data_here", lambda container: True)  # every dataset, here or not
+    monkeypatch.setattr("dsvdd_repro.sweeps.plan.data_here", lambda container: True)  # every dataset, here or not
     plans, info = make_plan("paper", sorted(EXPECTED_RUNS), "local", "imagenet", tmp_path / "runs", tmp_path)
     for plan in plans:
         assert len(plan.runs) + plan.shared + plan.invalid == EXPECTED_RUNS[plan.name], plan.name

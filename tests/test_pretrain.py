@@ -57,7 +57,7 @@ def test_the_published_protocol_scores_the_last_epoch_with_the_scheduled_learnin
 
 
 def test_the_original_protocol_variants_initialise_as_the_authors_and_stay_float32_on_a_gpu():
-    from dsvdd_repro.execution import Execution
+    from dsvdd_repro.core.execution import Execution
     from tests.conftest import compose_config
 
     for variant in ("dsvdd_ruff2018", "dsvdd_ruff2018_val"):
@@ -69,7 +69,7 @@ def test_the_original_protocol_variants_initialise_as_the_authors_and_stay_float
 
 
 def test_pretraining_in_bf16_autocast_takes_the_error_in_float32():
-    from dsvdd_repro.execution import Execution
+    from dsvdd_repro.core.execution import Execution
 
     train = splits(1.0).train
     losses = {}

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from dsvdd_repro.core.schema import ConfigError
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.images import NaturalImages
-from dsvdd_repro.schema import ConfigError
 
 STROKES = {"name": "strokes", "n": 2, "thickness": 1}
 BLOCKS = {"name": "block_perm", "n": 4, "thickness": 1}

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from dsvdd_repro.core.schema import ConfigError
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
 from dsvdd_repro.methods.deep_svdd.regularizers import LossWeight, VarianceConfig, minibatch_variance
-from dsvdd_repro.schema import ConfigError
 from tests.nodes import deep_svdd, noise, variance, weighting
 
 

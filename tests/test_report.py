@@ -355,7 +355,7 @@ def test_figures_say_when_a_panel_cannot_differ(tmp_path):
 def test_the_collapse_study_reports_collapse_epochs_and_its_lowest_variances(tmp_path):
     from dsvdd_repro.report import collapse
     from dsvdd_repro.report.__main__ import write_report
-    from dsvdd_repro.runs import collect_metrics
+    from dsvdd_repro.runs.folders import collect_metrics
 
     def study(variant, net, lr, relative_vars, collapse_epoch=None, **axes):
         history = [{"epoch": e + 1, "feature_var": 0.1, "mean_dist": 1.0, "val_auc": 0.6,

@@ -11,8 +11,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from dsvdd_repro import reproduce
-from dsvdd_repro.config import validate
-from dsvdd_repro.runs import run_folder
+from dsvdd_repro.runs.config import validate
+from dsvdd_repro.runs.folders import run_folder
 from hydra_plugins.dsvdd_repro_sweeper.grid_sweeper import expand_grid, grid_axes
 from tests.conftest import CONF_DIR, ROOT
 

@@ -1,4 +1,4 @@
-"""Run folders (dsvdd_repro/runs.py, contract C2): identity, the hash in the folder name, skip-if-done
+"""Run folders (dsvdd_repro/runs/folders.py, contract C2): identity, the hash in the folder name, skip-if-done
 and conflicts."""
 
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 
 from dsvdd_repro import train
-from dsvdd_repro.runs import identity
+from dsvdd_repro.runs.folders import identity
 from tests.conftest import CONF_DIR, TINY, compose_config, with_profile
 
 
@@ -71,7 +71,7 @@ def test_geo_identity_keeps_the_bias_switch_it_reads():
 def test_a_key_added_at_its_earlier_value_keeps_the_identity_runs_had_before_it():
     from omegaconf import OmegaConf
 
-    from dsvdd_repro.runs import identity_of
+    from dsvdd_repro.runs.folders import identity_of
 
     container = OmegaConf.to_container(compose_config([*TINY, "model=lenet_cifar10"]), resolve=True)
     assert container["model"]["init"] == "torch"

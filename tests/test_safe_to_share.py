@@ -21,9 +21,9 @@ import torch
 from PIL import Image
 
 from dsvdd_repro import score as scoring
-from dsvdd_repro.checkpoint import CHECKPOINT_FILE, Checkpoint
-from dsvdd_repro.integrity import file_record
-from dsvdd_repro.runs import METRICS_FILE, MODEL_FILE
+from dsvdd_repro.runs.folders import METRICS_FILE, MODEL_FILE
+from dsvdd_repro.storage.checkpoint import CHECKPOINT_FILE, Checkpoint
+from dsvdd_repro.storage.integrity import file_record
 
 pytestmark = pytest.mark.slow
 
@@ -177,7 +177,7 @@ def test_checkpoint_load_reads_data_only(tmp_path):
 
 
 def test_a_crafted_plan_cache_is_recomputed_without_unpickling_it(tmp_path, monkeypatch):
-    from dsvdd_repro import plan
+    from dsvdd_repro.sweeps import plan
 
     marker = tmp_path / "marker"
     arguments = ["experiment=ruff2018", "profile=smoke", "launcher=local", "profile.weights=none"]
@@ -205,7 +205,7 @@ def test_a_same_size_corrupted_model_is_refused(run_copy, tmp_path):
 
 
 def test_skip_if_done_checks_the_hash_and_remembers_verified_files(tmp_path):
-    from dsvdd_repro.integrity import changed_files
+    from dsvdd_repro.storage.integrity import changed_files
 
     run_dir, memo = tmp_path / "run", tmp_path / "memo"
     run_dir.mkdir()
@@ -281,7 +281,7 @@ def test_out_is_checked_before_scoring_and_written_atomically(run_copy, tmp_path
     def full_disk(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("dsvdd_repro.atomic.os.fsync", full_disk)
+    monkeypatch.setattr("dsvdd_repro.storage.atomic.os.fsync", full_disk)
     assert scoring.main([str(run_dir), str(folder), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "No space left on device" in err and "unchanged" in err

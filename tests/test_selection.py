@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from dsvdd_repro.selection import choose, default_cell_axes, main, select_by_validation
+from dsvdd_repro.report.selection import choose, default_cell_axes, main, select_by_validation
 
 
 def run(k, seed, val, test, normal_class=0, status="done", **axes):

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from sklearn.decomposition import PCA
 
 from dsvdd_repro import train
-from dsvdd_repro.config import validate
+from dsvdd_repro.core.schema import ConfigError
 from dsvdd_repro.data.protocols import SplitData
 from dsvdd_repro.methods.features import (
     FeatureCache,
@@ -32,8 +32,8 @@ from dsvdd_repro.methods.shallow import (
     gamma_scale,
 )
 from dsvdd_repro.models.resnet import ResNet18Config
-from dsvdd_repro.runs import variant_name
-from dsvdd_repro.schema import ConfigError
+from dsvdd_repro.runs.config import validate
+from dsvdd_repro.runs.folders import variant_name
 from tests.conftest import TINY, compose_config
 from tests.nodes import shallow
 
@@ -197,7 +197,7 @@ def test_feature_cache_is_hit_the_second_time_and_invalidated_when_an_input_chan
 
 
 def test_cnn_features_cache_key_holds_weights_pooling_size_and_init_seed():
-    from dsvdd_repro.execution import Execution
+    from dsvdd_repro.core.execution import Execution
     from dsvdd_repro.methods.features import CNNFeatures
 
     def cnn(pooling, seed):

@@ -1,4 +1,4 @@
-"""A job's fault never stops a sweep (hydra_plugins/dsvdd_repro_sweeper, dsvdd_repro/sweep_filter.py).
+"""A job's fault never stops a sweep (hydra_plugins/dsvdd_repro_sweeper, dsvdd_repro/sweeps/filter.py).
 
 - a bad value in a sweep list (`optim.lr=0.001,fast`) fails only its job, found before launching;
 - a job that fails at run time stops no later batch (`max_batch_size=1`);
@@ -27,11 +27,11 @@ from hydra.errors import HydraException
 from hydra.types import HydraContext, RunMode
 from omegaconf import OmegaConf
 
-from dsvdd_repro import sweep_filter
-from dsvdd_repro.config import validate
-from dsvdd_repro.integrity import file_record
-from dsvdd_repro.runs import SCORES_FILE, identity
-from dsvdd_repro.schema import ConfigError
+from dsvdd_repro.core.schema import ConfigError
+from dsvdd_repro.runs.config import validate
+from dsvdd_repro.runs.folders import SCORES_FILE, identity
+from dsvdd_repro.storage.integrity import file_record
+from dsvdd_repro.sweeps import filter as sweep_filter
 from hydra_plugins.dsvdd_repro_sweeper import grid_sweeper
 from tests.conftest import CONF_DIR, TINY, run_cli
 from tests.test_sweeper import APP, launch_app
@@ -268,7 +268,7 @@ def test_the_filter_computes_the_run_folders_hydras_composition_gives(tmp_path, 
     arguments = [f"experiment={experiment}", f"profile={profile}", *extra]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         sweeper = dsvdd_sweeper(tmp_path, arguments)
-        assert sweeper.job_filter == "dsvdd_repro.sweep_filter.classify"
+        assert sweeper.job_filter == "dsvdd_repro.sweeps.filter.classify"
         _, jobs = sweeper.prepare(arguments)
         sample = jobs[:: max(1, len(jobs) // 12)] + jobs[-2:]
         loader = sweeper.hydra_context.config_loader

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from dsvdd_repro.core.evaluation import COLLAPSE_RATIO, COLLAPSED_RELATIVE_VARIANCE, HEALTHY_RELATIVE_VARIANCE
 from dsvdd_repro.data import protocols
 from dsvdd_repro.data.fake import make_fake
-from dsvdd_repro.evaluation import COLLAPSE_RATIO, COLLAPSED_RELATIVE_VARIANCE, HEALTHY_RELATIVE_VARIANCE
 from tests.nodes import deep_svdd, one_class, resnet18, soft_boundary
 
 
@@ -152,8 +152,8 @@ def test_calibration_runs_before_the_center_only_when_asked():
 def test_calibration_defaults_to_random_initialisation_only(tmp_path):
     from torchvision.models import resnet18
 
+    from dsvdd_repro.core.schema import build
     from dsvdd_repro.methods.base import RunContext
-    from dsvdd_repro.schema import build
     from tests.conftest import compose_config
 
     path = tmp_path / "resnet18.pth"

@@ -17,13 +17,13 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from dsvdd_repro import train
+from dsvdd_repro.core.schema import ConfigError, build
 from dsvdd_repro.data import cache as cache_mod
 from dsvdd_repro.data import decode, protocols
 from dsvdd_repro.data.errors import DatasetRootError
 from dsvdd_repro.data.images import NaturalImages
 from dsvdd_repro.data.voc2012 import VOC2012Config
 from dsvdd_repro.data.wikiart import WIKIART_PAPER_STYLES, WikiArtConfig
-from dsvdd_repro.schema import ConfigError, build
 from tests.conftest import compose_config, run_cli
 
 STROKES = {"name": "strokes", "n": 2, "thickness": 1}

@@ -14,7 +14,7 @@ Fault tolerance:
   detects accidental corruption at memory speed (blake2b: 4-6x slower); it is computed from the
   bytes as they are written (`cached_image_arrays` then checks the new entry as a load does).
   Cost: checking a CIFAR-10 32 px entry (185 MB, page cache) takes 0.057 s (3.2 GB/s, busy 2-core CPU).
-- Killed writers: every file is written with `dsvdd_repro.atomic.atomic_write` (a temporary name
+- Killed writers: every file is written with `dsvdd_repro.storage.atomic.atomic_write` (a temporary name
   carrying the writer's PID, then renamed) and `meta.json` last, so a killed build never looks
   complete. Each call removes the stale temporary files of its entry folder and of the cache root:
   those whose writer is no longer running on this machine, or older than `STALE_TEMPORARY_SECONDS`
@@ -53,7 +53,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..atomic import atomic_write, temporary_writer
+from dsvdd_repro.storage.atomic import atomic_write, temporary_writer
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +65,6 @@ MMAP_MIN_BYTES = 1 << 20
 STALE_TEMPORARY_SECONDS = 6 * 3600
 _READ_BLOCK = 1 << 20  # the checksum reads files in blocks this large
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
-
-
-def default_cache_root(configured: str | None = None) -> pathlib.Path:
-    """`configured` if given, else $DSVDD_CACHE_DIR, else ~/.cache/dsvdd_repro."""
-    if configured:
-        return pathlib.Path(configured).expanduser()
-    env = os.environ.get("DSVDD_CACHE_DIR")
-    if env:
-        return pathlib.Path(env).expanduser()
-    return pathlib.Path.home() / ".cache" / "dsvdd_repro"
 
 
 def fingerprint(*parts) -> str:

@@ -23,10 +23,17 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..schema import config_node
-from .errors import root_error
-from .images import PoolCounts
-from .source import IMAGE_EXTENSIONS, FilesConfig, ImageSource, Pools, image_files, sub_folders
+from dsvdd_repro.core.schema import config_node
+from dsvdd_repro.data.errors import root_error
+from dsvdd_repro.data.images import PoolCounts
+from dsvdd_repro.data.source import (
+    IMAGE_EXTENSIONS,
+    FilesConfig,
+    ImageSource,
+    Pools,
+    image_files,
+    sub_folders,
+)
 
 log = logging.getLogger(__name__)
 

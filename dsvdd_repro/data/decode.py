@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..faults import crash_point
-from .errors import root_error
+from dsvdd_repro.core.faults import crash_point
+from dsvdd_repro.data.errors import root_error
 
 # Decoding a full-size JPEG costs milliseconds: a pool pays off from a few hundred images on.
 POOL_MIN_IMAGES = 256
@@ -157,7 +157,7 @@ def iter_decoded(
     chunks = [(str(folder), rel_paths[i : i + rows], size, exact_name) for i in starts]
     sizes = [len(c[1]) for c in chunks]
     for decoded in map_chunks(_decode_chunk, chunks, sizes, desc, workers, progress):
-        crash_point("decode")  # fault-injection tests only (dsvdd_repro/faults.py)
+        crash_point("decode")  # fault-injection tests only (dsvdd_repro/core/faults.py)
         yield decoded
 
 

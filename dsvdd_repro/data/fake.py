@@ -13,8 +13,8 @@ import colorsys
 import numpy as np
 import torch
 
-from ..schema import at_least, config_node
-from .images import NaturalImages, PoolCounts
+from dsvdd_repro.core.schema import at_least, config_node
+from dsvdd_repro.data.images import NaturalImages, PoolCounts
 
 
 @config_node("dataset", "fake")

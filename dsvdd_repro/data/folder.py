@@ -27,10 +27,17 @@ import pathlib
 
 import numpy as np
 
-from ..schema import config_node, in_range, positive
-from .errors import root_error
-from .protocols import fewest_images, share_count
-from .source import IMAGE_EXTENSIONS, ImageSource, Pools, image_files, seeded_split, sub_folders
+from dsvdd_repro.core.schema import config_node, in_range, positive
+from dsvdd_repro.data.errors import root_error
+from dsvdd_repro.data.protocols import fewest_images, share_count
+from dsvdd_repro.data.source import (
+    IMAGE_EXTENSIONS,
+    ImageSource,
+    Pools,
+    image_files,
+    seeded_split,
+    sub_folders,
+)
 
 SPLIT_SEED = 0
 SPLITS = ("train", "test")

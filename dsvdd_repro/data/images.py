@@ -62,7 +62,7 @@ class NaturalImages:
 @dataclass(frozen=True)
 class PoolCounts:
     """How many images a dataset's given train and test pools hold per class, and its alteration
-    validation rule: what the cost plan (dsvdd_repro/plan.py) counts a protocol's splits from without
+    validation rule: what the cost plan (dsvdd_repro/sweeps/plan.py) counts a protocol's splits from without
     reading any image. Each source states its full dataset's (`ImageSource.paper_counts`)."""
 
     train_per_class: tuple[int, ...]

@@ -22,10 +22,11 @@ from typing import ClassVar, Protocol
 import numpy as np
 import torch
 
-from . import decode
-from .cache import ImageArrays, cached_image_arrays, default_cache_root, fingerprint
-from .errors import DatasetRootError, root_error
-from .images import NaturalImages
+from dsvdd_repro.data import decode
+from dsvdd_repro.data.cache import ImageArrays, cached_image_arrays, fingerprint
+from dsvdd_repro.data.errors import DatasetRootError, root_error
+from dsvdd_repro.data.images import NaturalImages
+from dsvdd_repro.storage.locations import default_cache_root
 
 log = logging.getLogger(__name__)
 

@@ -41,9 +41,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..schema import ConfigError
-from .anomalies import AnomalyGenerator, generator_params, make_generator
-from .images import NaturalImages, PoolCounts
+from dsvdd_repro.core.schema import ConfigError
+from dsvdd_repro.data.anomalies import AnomalyGenerator, generator_params, make_generator
+from dsvdd_repro.data.images import NaturalImages, PoolCounts
 
 # Seed-stream tags, so the split permutation, subsampling and labeled-anomaly choice draw
 # independent random numbers.
@@ -460,7 +460,7 @@ def alteration(
     )
 
 
-# -- the same protocols counted without images (the cost plan: dsvdd_repro/plan.py) ------------------
+# -- the same protocols counted without images (the cost plan: dsvdd_repro/sweeps/plan.py) ------------------
 
 
 def one_vs_all_sizes(counts: PoolCounts, normal_class: int, train_fraction: float = 0.8, limits: dict | None = None,

@@ -19,10 +19,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..schema import positive
-from .images import NaturalImages, PoolCounts
-from .loader import Pools, load_images
-from .protocols import share_count
+from dsvdd_repro.core.schema import positive
+from dsvdd_repro.data.images import NaturalImages, PoolCounts
+from dsvdd_repro.data.loader import Pools, load_images
+from dsvdd_repro.data.protocols import share_count
 
 # The one list of image files, for every file source (`image_files`) and the scorer (`find_images`):
 # the formats Pillow decodes without plugins (decode.decode_one), matched in any case.

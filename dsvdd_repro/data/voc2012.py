@@ -26,10 +26,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..schema import config_node
-from .errors import root_error
-from .images import PoolCounts
-from .source import FilesConfig, ImageSource, Pools, sub_folders
+from dsvdd_repro.core.schema import config_node
+from dsvdd_repro.data.errors import root_error
+from dsvdd_repro.data.images import PoolCounts
+from dsvdd_repro.data.source import FilesConfig, ImageSource, Pools, sub_folders
 
 YEAR = "2012"
 IMAGES_DIR = "JPEGImages"

@@ -35,10 +35,10 @@ from dataclasses import field
 
 import numpy as np
 
-from ..schema import ConfigError, config_node
-from .errors import root_error
-from .images import PoolCounts
-from .source import FilesConfig, ImageSource, Pools, image_files, seeded_split, sub_folders
+from dsvdd_repro.core.schema import ConfigError, config_node
+from dsvdd_repro.data.errors import root_error
+from dsvdd_repro.data.images import PoolCounts
+from dsvdd_repro.data.source import FilesConfig, ImageSource, Pools, image_files, seeded_split, sub_folders
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ A method is a config node in group `method` whose `_target_` is a `Detector` sub
 classmethod of one), built as `build(cfg.method, context=RunContext(...))`: its own keys come from its node, everything it shares
 with other methods (the model, objective, regularizer, features, optimiser and trainer nodes, the
 seed, the device) from the context. A method reads only the nodes it needs and names the groups
-it cannot run without in `REQUIRES`, which `dsvdd_repro.config.validate` checks before any work.
+it cannot run without in `REQUIRES`, which `dsvdd_repro.runs.config.validate` checks before any work.
 
 A method states what a run of it costs beside the code that does the work: its class's
 `planned_work(config, sizes)` counts it (a `PlannedWork`) from the run's resolved config and its
-splits' planned sizes, without building anything; the cost plan (dsvdd_repro/cost.py) adds these up
+splits' planned sizes, without building anything; the cost plan (dsvdd_repro/sweeps/cost.py) adds these up
 and refuses a method whose class states none.
 """
 
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..data.protocols import SplitData
-from ..execution import Execution, show_progress
-from ..schema import target_owner
+from dsvdd_repro.core.execution import Execution, show_progress
+from dsvdd_repro.core.schema import target_owner
+from dsvdd_repro.data.protocols import SplitData
 
 
 @dataclass
@@ -42,7 +42,7 @@ class RunContext:
 
     @functools.cached_property
     def execution(self) -> Execution:
-        """The GPU fast path's settings for this run's device (dsvdd_repro/execution.py)."""
+        """The GPU fast path's settings for this run's device (dsvdd_repro/core/execution.py)."""
         return Execution.resolve(self.cfg.trainer, self.device)
 
     @property
@@ -72,7 +72,7 @@ class PlannedWork:
     gradients (`geo`: the part of both that is GEO's transformed images; `pretrain`: the
     autoencoder's steps, counted apart); `fits` shallow models fitted on `fit_rows` rows each, whose
     time grows as rows ** `fit_power`; `checkpoints` the points that could write one
-    (dsvdd_repro/checkpoint.py); `feature_eval` the eval passes of features shared between runs
+    (dsvdd_repro/storage/checkpoint.py); `feature_eval` the eval passes of features shared between runs
     through the feature cache, counted once per `features_key`; `uses_network` False: the run's
     `model` network does none of the work (PCA features)."""
 

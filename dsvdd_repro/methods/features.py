@@ -37,11 +37,11 @@ import torch
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from ..data.cache import cached_arrays
-from ..data.protocols import SplitData
-from ..execution import Execution
-from ..schema import ConfigError, build, config_node, in_range
-from .base import RunContext
+from dsvdd_repro.core.execution import Execution
+from dsvdd_repro.core.schema import ConfigError, build, config_node, in_range
+from dsvdd_repro.data.cache import cached_arrays
+from dsvdd_repro.data.protocols import SplitData
+from dsvdd_repro.methods.base import RunContext
 
 log = logging.getLogger(__name__)
 

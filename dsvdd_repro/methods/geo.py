@@ -43,12 +43,18 @@ from scipy.special import polygamma, psi
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checkpoint import Checkpoint, restore_rng, restore_torch_rng, rng_state, torch_rng_state
-from ..data.protocols import SplitData
-from ..evaluation import auroc
-from ..schema import at_least, build, config_node
-from .base import Detector, PlannedWork, RunContext
-from .features import selection_rows, subset, unlabeled_train
+from dsvdd_repro.core.evaluation import auroc
+from dsvdd_repro.core.schema import at_least, build, config_node
+from dsvdd_repro.data.protocols import SplitData
+from dsvdd_repro.methods.base import Detector, PlannedWork, RunContext
+from dsvdd_repro.methods.features import selection_rows, subset, unlabeled_train
+from dsvdd_repro.storage.checkpoint import (
+    Checkpoint,
+    restore_rng,
+    restore_torch_rng,
+    rng_state,
+    torch_rng_state,
+)
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import field
 
-from ..schema import config_node, in_range, non_negative, positive
+from dsvdd_repro.core.schema import config_node, in_range, non_negative, positive
 
 
 @config_node("optim", "adam")

@@ -24,7 +24,7 @@ listing them. Ours, fixed before looking at any test score:
   seeded with `seed`; nothing to select. Its val AUC is reported for information.
 - Scores: OC-SVM -decision_function, IF -score_samples, so higher = more anomalous.
 - Saved model (model.pt): the extractor's arrays or weights and the scikit-learn model as skops
-  bytes, loaded with only the types the algorithm needs trusted: no pickle (dsvdd_repro/received.py).
+  bytes, loaded with only the types the algorithm needs trusted: no pickle (dsvdd_repro/storage/received.py).
 - Cost (the cost plan): `planned_work` counts the fits and their rows as `_fit` makes them
   (`planned_fits`), and the features' network passes as the `features` node's target states them.
 """
@@ -43,12 +43,18 @@ from sklearn.ensemble import IsolationForest
 from sklearn.svm import OneClassSVM
 from tqdm.auto import tqdm
 
-from ..data.protocols import SplitData
-from ..evaluation import auroc
-from ..received import UnsafeFileError, one_line
-from ..schema import ConfigError, at_least, build, config_node, in_range, one_of
-from .base import Detector, PlannedWork, RunContext, stated_cost
-from .features import FeatureCache, FeatureExtractor, selection_rows, subset, unlabeled_train
+from dsvdd_repro.core.evaluation import auroc
+from dsvdd_repro.core.schema import ConfigError, at_least, build, config_node, in_range, one_of
+from dsvdd_repro.data.protocols import SplitData
+from dsvdd_repro.methods.base import Detector, PlannedWork, RunContext, stated_cost
+from dsvdd_repro.methods.features import (
+    FeatureCache,
+    FeatureExtractor,
+    selection_rows,
+    subset,
+    unlabeled_train,
+)
+from dsvdd_repro.storage.received import UnsafeFileError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +151,7 @@ class ShallowDetector(Detector):
 
     def export(self) -> dict:
         """The fitted feature extractor's state (PCA's arrays, or the CNN's weights) and the fitted
-        model as skops bytes: data only, no pickle (dsvdd_repro/received.py). A PCA whose features
+        model as skops bytes: data only, no pickle (dsvdd_repro/storage/received.py). A PCA whose features
         all came from the cache was never fitted in this run: it is fitted now, so that the saved
         model can transform new images."""
         self.features.ensure_fit()

@@ -1,1 +1,5 @@
-"""Feature extractors phi (the networks whose outputs deep SVDD pulls toward c)."""
+"""Feature extractors phi (the networks whose outputs deep SVDD pulls toward c) and their weights.
+A network knows no dataset: what it fits (LeNet's normalisation) it gets as plain tensors.
+
+May import: core, storage
+"""

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..schema import ConfigError, at_least, config_node, one_of
+from dsvdd_repro.core.schema import ConfigError, at_least, config_node, one_of
 
 INITS = ("torch", "xavier_leaky_relu")
 

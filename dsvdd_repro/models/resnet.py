@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from ..schema import config_node, one_of
-from .weights import load_backbone_weights
+from dsvdd_repro.core.schema import config_node, one_of
+from dsvdd_repro.models.weights import load_backbone_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

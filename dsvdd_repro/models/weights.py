@@ -5,7 +5,7 @@ which caches the file under `$TORCH_HOME/hub/checkpoints/`. Offline, a missing f
 with a message saying where the file is expected and what the alternatives are. A path must hold a
 state dict (a dict of tensors, or {"state_dict": ...}) that provides every backbone tensor with the
 right shape and only finite values (the `fc.*` classifier is ignored). `check_weights` runs these
-checks on a file before any data is read (dsvdd_repro/config.py's `validate`); every failure is
+checks on a file before any data is read (dsvdd_repro/runs/config.py's `validate`); every failure is
 one WeightsError line naming `model.weights`, the path and what is wrong.
 """
 
@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torchvision.models import ResNet18_Weights, resnet18
 
-from ..integrity import sha256_of
-from ..received import one_line, refused_global, unpickler_reason
+from dsvdd_repro.storage.integrity import sha256_of
+from dsvdd_repro.storage.received import one_line, refused_global, unpickler_reason
 
 # A download that cannot connect should fail fast rather than hang a cluster job.
 DOWNLOAD_TIMEOUT_S = 30

@@ -1,1 +1,5 @@
-"""Collect runs, build the paper's tables and figures, compare with the published numbers."""
+"""Run folders -> model selection (`selection`) -> the paper's tables and figures beside the
+published numbers. Reads run folders (metrics.json) only: never the data layer.
+
+May import: core, storage, runs
+"""

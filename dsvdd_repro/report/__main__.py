@@ -17,15 +17,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..runs import collect_metrics
-from . import collapse
-from .collect import collect_runs, collect_unstarted
-from .figures import draw_figure1, draw_figure2, figure1_data, figure2_data, figure_caveats
-from .protocol import paper_epochs, paper_image_size, paper_seeds, paper_styles
-from .published import load_published, table_names
-from .ruff2018 import ruff2018_cells
-from .ruff2018 import to_markdown as ruff2018_markdown
-from .tables import cell_mask, finished, pivot, rounded, row_name, table_cells, to_latex, to_markdown
+from dsvdd_repro.report import collapse
+from dsvdd_repro.report.collect import collect_runs, collect_unstarted
+from dsvdd_repro.report.figures import draw_figure1, draw_figure2, figure1_data, figure2_data, figure_caveats
+from dsvdd_repro.report.protocol import paper_epochs, paper_image_size, paper_seeds, paper_styles
+from dsvdd_repro.report.published import load_published, table_names
+from dsvdd_repro.report.ruff2018 import ruff2018_cells
+from dsvdd_repro.report.ruff2018 import to_markdown as ruff2018_markdown
+from dsvdd_repro.report.tables import (
+    cell_mask,
+    finished,
+    pivot,
+    rounded,
+    row_name,
+    table_cells,
+    to_latex,
+    to_markdown,
+)
+from dsvdd_repro.runs.folders import collect_metrics
 
 
 def _values(column: pd.Series) -> str:

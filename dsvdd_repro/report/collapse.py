@@ -5,7 +5,7 @@ variants, CIFAR-10 one-vs-all, one-class objective, random initialisation (weigh
 learning rate for the whole network (backbone_lr_factor 1), no pretraining and no schedule. Its
 history gives, per epoch, the training features' variance (Eq. 5's quantity), the mean distance to
 c, c_t, d_t, the validation AUC and the validation features' relative variance (the collapse
-measure of `dsvdd_repro.evaluation`). Per run the table gives the epoch at which it collapsed
+measure of `dsvdd_repro.core.evaluation`). Per run the table gives the epoch at which it collapsed
 (first epoch below its `trainer.collapse_ratio`) or "-", and the lowest relative variance it
 reached; the figure draws, per network and learning rate, the relative variance and the validation
 AUC over epochs, one line per variant (the geometric / arithmetic mean over the cell's runs).
@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from ..evaluation import COLLAPSE_RATIO, HEALTHY_RELATIVE_VARIANCE  # noqa: E402
+from dsvdd_repro.core.evaluation import COLLAPSE_RATIO, HEALTHY_RELATIVE_VARIANCE  # noqa: E402
 
 VARIANTS = {"dsvdd": "D. SVDD (no bias)", "dsvdd_bias": "w/ bias", "dsvdd_bias_noise": "w/ bias & noise reg.",
             "dsvdd_bias_var": "w/ bias & σ² reg."}
@@ -116,7 +116,7 @@ def to_markdown(runs: pd.DataFrame) -> str:
         f"{healthy['min_relative_var'].min():.2g}" if len(healthy) else "- every run collapsed",
         f"- threshold (trainer.collapse_ratio default) {COLLAPSE_RATIO:.2g}, set between a collapsed network "
         f"(~6e-17) and the lowest healthy value measured when it was set ({HEALTHY_RELATIVE_VARIANCE:.2g}); "
-        "see dsvdd_repro/evaluation.py",
+        "see dsvdd_repro/core/evaluation.py",
     ]
     return "\n".join(lines) + "\n"
 

@@ -11,7 +11,7 @@ training set of unsupervised runs), objective / lr / weighting empty for the bas
 collected table a run is a deep SVDD run exactly when its `objective` is not empty.
 
 The columns besides those fixed here follow from the config nodes: every hyper-parameter a node
-declares as chosen on validation (`SELECTED`, dsvdd_repro/schema.py: the noise regularizer's k) is a
+declares as chosen on validation (`SELECTED`, dsvdd_repro/core/schema.py: the noise regularizer's k) is a
 column of both tables, so the report's selection (`tables`) finds it.
 
 Which runs are baselines is read from the published rows (`published.variant_is_deep`: a row
@@ -28,10 +28,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from ..config import NODE_GROUPS, selected_axes, swept_axes
-from ..runs import METRICS_FILE, collect_metrics
-from ..setups import AnomalyConfig, AnomalySplit
-from .published import KEY_COLUMNS, load_published, variant_is_deep
+from dsvdd_repro.core.anomaly import AnomalyConfig, AnomalySplit
+from dsvdd_repro.core.schema import NODE_GROUPS
+from dsvdd_repro.report.published import KEY_COLUMNS, load_published, variant_is_deep
+from dsvdd_repro.runs.config import selected_axes, swept_axes
+from dsvdd_repro.runs.folders import METRICS_FILE, collect_metrics
 
 
 def run_columns() -> tuple[str, ...]:

@@ -7,7 +7,7 @@
 - Figure 2: Table II's cells (one-class) with and without ResNet-18's pooling layer for the models
   A-E (OC-SVM and IF on CNN features, D. SVDD, D. SVDD w/ bias, D. SVDD w/ bias & noise reg.).
 Both go through `tables.table_cells`, so k is chosen on validation per cell exactly as in the
-tables (`dsvdd_repro.selection`), and both have the paper's panels, VOC2012 and WikiArt x block
+tables (`dsvdd_repro.report.selection`), and both have the paper's panels, VOC2012 and WikiArt x block
 permutation 2x2 and 8x8 (unsupervised alteration runs), whatever other runs exist. Cells without
 finished runs are left empty, never invented: a cell whose runs all diverged (`tables`: status
 `diverged`) is labelled "diverged" where its bar would be (Figure 1: "D. SVDD diverged" when the
@@ -27,9 +27,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..config import selected_axes  # noqa: E402
-from .protocol import paper_backbone_lr_factor, paper_pooling  # noqa: E402
-from .tables import table_cells  # noqa: E402
+from dsvdd_repro.report.protocol import paper_backbone_lr_factor, paper_pooling  # noqa: E402
+from dsvdd_repro.report.tables import table_cells  # noqa: E402
+from dsvdd_repro.runs.config import selected_axes  # noqa: E402
 
 # Where the paper's figures name its rows: the reference and the legend of Figure 1, the letters of
 # Figure 2 (the tables take their row names from the published CSV).

@@ -22,7 +22,7 @@ def paper_config(dataset: str | None = None) -> DictConfig:
     """A run of `dataset` (None: the default one) composed with the paper profile."""
     from hydra import compose, initialize_config_module
 
-    from ..config import register_configs
+    from dsvdd_repro.runs.config import register_configs
 
     register_configs()
     overrides = [f"profile={PAPER_PROFILE}", *([f"dataset={dataset}"] if dataset else [])]

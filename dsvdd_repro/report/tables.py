@@ -4,9 +4,9 @@ For every cell of the published CSV (`published.load_published`), the finished r
 key (`published.KEY_COLUMNS`) under the paper's scheme (`report.protocol`: global max pooling; deep
 models with the backbone at 0.1 x the head's learning rate) are aggregated:
 - every swept hyper-parameter the nodes declare as chosen on validation (`SELECTED`,
-  dsvdd_repro/schema.py: the noise regularizer's k) is chosen per `CELL_AXES` (the published key,
+  dsvdd_repro/core/schema.py: the noise regularizer's k) is chosen per `CELL_AXES` (the published key,
   and the normal / labeled class) by mean validation AUC over seeds through
-  `dsvdd_repro.selection.select_by_validation`, never by test AUC (several of one node jointly: the
+  `dsvdd_repro.report.selection.select_by_validation`, never by test AUC (several of one node jointly: the
   best combination); the cell names the chosen values in a column of the parameter's name;
 - one-vs-all (Table III, Table VI's CIFAR-10 column): the mean over seeds (and labeled anomaly
   classes) per normal class, then mean +- std over the normal classes, as the paper averages 10
@@ -33,10 +33,10 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 
-from ..config import selected_axes
-from ..selection import select_by_validation
-from .protocol import paper_backbone_lr_factor, paper_pooling
-from .published import KEY_COLUMNS
+from dsvdd_repro.report.protocol import paper_backbone_lr_factor, paper_pooling
+from dsvdd_repro.report.published import KEY_COLUMNS
+from dsvdd_repro.report.selection import select_by_validation
+from dsvdd_repro.runs.config import selected_axes
 
 # What makes one cell for the selection of a parameter: the published key, the scheme, the classes.
 CELL_AXES = (*KEY_COLUMNS, "backbone_lr_factor", "pooling", "normal_class", "labeled_anomaly_class")

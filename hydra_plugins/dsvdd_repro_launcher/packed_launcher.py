@@ -39,12 +39,12 @@ def _run_one(payload: bytes) -> bytes:
     out, both cloudpickled (the JobReturn's config holds this plugin's structured config classes,
     which Hydra imports outside sys.modules: plain pickle cannot name them). SLURM's SIGTERM and
     submitit's SIGUSR2 reach this process too: they only make the run checkpoint after its epoch
-    (dsvdd_repro/preemption.py), so that the kill that follows them takes the whole job at once and
+    (dsvdd_repro/storage/preemption.py), so that the kill that follows them takes the whole job at once and
     SLURM requeues it, instead of this process dying alone and its pack reporting a failed run. If the
     job's own process dies (its step killed), this one dies with it instead of training on untracked."""
     import cloudpickle
 
-    from dsvdd_repro import preemption
+    from dsvdd_repro.storage import preemption
 
     preemption.install()
     preemption.die_with_parent()

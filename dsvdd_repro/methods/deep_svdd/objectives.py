@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import torch
 
-from ...schema import at_least, config_node, in_range, positive
+from dsvdd_repro.core.schema import at_least, config_node, in_range, positive
 
 # Keeps 1 / ||phi - c||^2 finite for a labeled anomaly that sits exactly on c.
 INVERSE_DISTANCE_EPS = 1e-6
@@ -97,7 +97,7 @@ class SoftBoundaryConfig:
     (Ruff et al.'s reference code uses 10). nu follows the dataset (Section V-B: 0.2 for VOC2012,
     0.1 for WikiArt; conf/dataset_objective/), override with objective.nu."""
 
-    # recorded as a run axis (dsvdd_repro/schema.py): it differs between datasets
+    # recorded as a run axis (dsvdd_repro/core/schema.py): it differs between datasets
     SWEPT: ClassVar[tuple[str, ...]] = ("nu",)
 
     _target_: str = "dsvdd_repro.methods.deep_svdd.objectives.SoftBoundary"

@@ -20,10 +20,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ...checkpoint import Checkpoint, restore_rng, rng_state
-from ...data.protocols import SplitData
-from ...execution import Execution
-from ...schema import at_least, config_node, non_negative, positive
+from dsvdd_repro.core.execution import Execution
+from dsvdd_repro.core.schema import at_least, config_node, non_negative, positive
+from dsvdd_repro.data.protocols import SplitData
+from dsvdd_repro.storage.checkpoint import Checkpoint, restore_rng, rng_state
 
 log = logging.getLogger(__name__)
 

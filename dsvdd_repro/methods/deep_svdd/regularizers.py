@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ...schema import at_least, config_node, in_range, one_of, positive
+from dsvdd_repro.core.schema import at_least, config_node, in_range, one_of, positive
 
 # L_reg below this leaves c_t unchanged (see the module docstring).
 RATIO_GUARD = 1e-8
@@ -43,7 +43,7 @@ class WeightingKeys:
     """Eq. (7)'s keys, shared by every regularizer node: c_t = alpha c_{t-1} + beta (1 - alpha)
     L_SVDD / L_reg from c_0 (adaptive), or c_t = 1 (fixed)."""
 
-    # Table I sweeps the weighting (dsvdd_repro/schema.py: what a node records and selects)
+    # Table I sweeps the weighting (dsvdd_repro/core/schema.py: what a node records and selects)
     SWEPT: ClassVar[tuple[str, ...]] = ("weighting",)
 
     weighting: str = "adaptive"
@@ -69,7 +69,7 @@ class NoRegularizerConfig:
 class NoiseConfig(WeightingKeys):
     """Section IV-B, Eq. (4): a linear head g with k outputs trained on fresh random binary labels.
     The paper selects k from {5, 30, 50, 60, 70, 100, 130, 200} by validation AUC
-    (dsvdd_repro/selection.py); 5 is the default of a single run."""
+    (dsvdd_repro/report/selection.py); 5 is the default of a single run."""
 
     SWEPT: ClassVar[tuple[str, ...]] = ("k",)
     SELECTED: ClassVar[tuple[str, ...]] = ("k",)

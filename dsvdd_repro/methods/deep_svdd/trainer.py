@@ -21,7 +21,7 @@ Protocol, and the choices the paper leaves open:
   epoch has already collapsed, the best of all epochs is kept and `collapsed` says so. The test set
   is scored once, with that model.
 - Checkpoints: after every epoch (and once before the first, after pretraining and c) the run's
-  `checkpoint.pt` (dsvdd_repro/checkpoint.py) holds the network, optimizer, schedule, regularizer
+  `checkpoint.pt` (dsvdd_repro/storage/checkpoint.py) holds the network, optimizer, schedule, regularizer
   (head, c_t, its label stream), c, R, the random generators, the history and the best state: a
   relaunch of a killed run resumes after its last complete epoch and ends bit-identical to an
   uninterrupted run (same machine, threads and versions).
@@ -31,7 +31,7 @@ Protocol, and the choices the paper leaves open:
   no per-step synchronisation) and non-finite validation scores at their epoch; training stops,
   the summary says `diverged_at` {epoch, step}, and the best model before it (if any epoch
   finished) is the one scored.
-- Execution (dsvdd_repro/execution.py, `trainer.precision` etc.): on a GPU the network's forward
+- Execution (dsvdd_repro/core/execution.py, `trainer.precision` etc.): on a GPU the network's forward
   passes run under bf16 autocast in channels-last, on splits copied to the device once; its
   features are cast to float32 before the SVDD loss, the regularizer, c, R, the scores and the
   collapse diagnostics. A CPU run is float32 throughout (the defaults). The autoencoder pretraining
@@ -53,15 +53,21 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ...checkpoint import Checkpoint, restore_rng, restore_torch_rng, rng_state, torch_rng_state
-from ...data.protocols import SplitData
-from ...evaluation import auroc, feature_variance, is_collapsed, relative_variance
-from ...execution import Execution
-from ...faults import crash_point
-from ...schema import build, config_node, positive
-from ..base import Detector, PlannedWork, RunContext
-from .objectives import OneClass, initial_center, squared_distances
-from .regularizers import Regularizer, minibatch_variance
+from dsvdd_repro.core.evaluation import auroc, feature_variance, is_collapsed, relative_variance
+from dsvdd_repro.core.execution import Execution
+from dsvdd_repro.core.faults import crash_point
+from dsvdd_repro.core.schema import build, config_node, positive
+from dsvdd_repro.data.protocols import SplitData
+from dsvdd_repro.methods.base import Detector, PlannedWork, RunContext
+from dsvdd_repro.methods.deep_svdd.objectives import OneClass, initial_center, squared_distances
+from dsvdd_repro.methods.deep_svdd.regularizers import Regularizer, minibatch_variance
+from dsvdd_repro.storage.checkpoint import (
+    Checkpoint,
+    restore_rng,
+    restore_torch_rng,
+    rng_state,
+    torch_rng_state,
+)
 
 log = logging.getLogger(__name__)
 # rows per batch when a network fits its own input preprocessing (the LeNet's GCN range)
@@ -109,7 +115,7 @@ class DeepSVDD(Detector):
         pretrain: Callable[..., dict] | None, execution: Execution,
     ):
         # The values of the run's optim, trainer and method nodes (`from_context`), which hold their
-        # defaults. The device, precision, memory format and evaluation batch: dsvdd_repro/execution.py
+        # defaults. The device, precision, memory format and evaluation batch: dsvdd_repro/core/execution.py
         self.execution = execution
         self.net = self.execution.module(net)
         self.objective = objective
@@ -296,7 +302,7 @@ class DeepSVDD(Detector):
                 stats = [loss_svdd, minibatch_variance(features), dist.mean(), loss_reg, reg_weight]
                 sums += torch.stack([value.detach().double() for value in stats])
             n_batches += 1
-            crash_point("mid_epoch")  # fault-injection tests only (dsvdd_repro/faults.py)
+            crash_point("mid_epoch")  # fault-injection tests only (dsvdd_repro/core/faults.py)
         if int(first_bad_step) >= 0:
             raise Diverged(epoch, int(first_bad_step), f"the training loss is not finite or above "
                            f"{self.divergence_factor:g} x the first step's ({float(self.reference_loss):.4g})")

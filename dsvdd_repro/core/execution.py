@@ -1,6 +1,6 @@
 """How a run executes on its device: the GPU fast path, resolved once per run from the `trainer` node.
 
-Every key is an execution key (dsvdd_repro/config.py EXECUTION_KEYS): it changes speed, not what a
+Every key is an execution key (EXECUTION_KEYS below): it changes speed, not what a
 run is, so a finished run is found again whatever the device; what a run really used is recorded in
 its metrics.json (`execution`). The defaults (null / auto) are right on a GPU and change nothing on a
 CPU, where every run keeps float32, the default memory format, host-resident data and batches of 500:
@@ -30,6 +30,15 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+# Keys that say where and how a run executes, not what it computes: left out of its identity, so
+# moving the data or switching the device does not re-run finished work (dsvdd_repro/runs/folders.py).
+EXECUTION_KEYS = (
+    "dataset.root", "dataset.download", "dataset.cache_dir", "trainer.device", "trainer.num_threads",
+    "trainer.progress", "trainer.eval_batch_size", "trainer.precision", "trainer.channels_last",
+    "trainer.cudnn_benchmark", "trainer.data_on_device", "trainer.checkpoint_every_s", "features.cache",
+    "profile.weights",
+)
 
 PRECISIONS = ("auto", "float32", "bf16")
 EVAL_BATCH = {"cpu": 500, "cuda": 1024}

@@ -4,10 +4,10 @@ the files a run writes, and reading them back.
 A run's identity is its composed config minus `EXECUTION_KEYS` (where and how it executes) and the
 anomaly node of a setup that has none (one-vs-all). Its hash (`HASH_LENGTH` hex characters) names
 the folder and is recorded in metrics.json as `config_hash`. A run writes `scores.npz`, `model.pt`
-and last `metrics.json` atomically (dsvdd_repro/atomic.py): a killed run leaves either nothing or a
+and last `metrics.json` atomically (dsvdd_repro/storage/atomic.py): a killed run leaves either nothing or a
 complete file. A run is finished when its `metrics.json` says `status: done` (or `diverged`: a
 final outcome too) and every file it names under `files` exists with the recorded size and sha256
-(dsvdd_repro/integrity.py); anything else (nothing, `failed`, a missing or changed file) runs again
+(dsvdd_repro/storage/integrity.py); anything else (nothing, `failed`, a missing or changed file) runs again
 on relaunch. A finished run's folder is never written again: the check happens before anything is
 written, and a run holds `.dsvdd_repro.lock` (an exclusive flock) while it works, so a second launch of the
 same run skips it instead of training it twice.
@@ -32,12 +32,16 @@ import numpy as np
 import torch
 from omegaconf import Container, DictConfig, OmegaConf
 
-from .atomic import atomic_write_bytes, is_temporary_of
-from .checkpoint import CHECKPOINT_FILE
-from .config import EXECUTION_KEYS, INTRODUCED_KEYS, NODE_GROUPS, swept_axes
-from .data.cache import default_cache_root
-from .execution import device_name
-from .integrity import changed_files
+from dsvdd_repro.core.execution import EXECUTION_KEYS, device_name
+from dsvdd_repro.core.schema import NODE_GROUPS, declared
+from dsvdd_repro.storage.atomic import atomic_write_bytes, is_temporary_of
+from dsvdd_repro.storage.checkpoint import CHECKPOINT_FILE
+from dsvdd_repro.storage.integrity import changed_files
+from dsvdd_repro.storage.locations import default_cache_root
+
+# Keys added to a node after runs were made, with the value every earlier run had: a run at that
+# value keeps the identity it had before the key existed (its finished folder is still found).
+INTRODUCED_KEYS = {"model.init": "torch"}
 
 METRICS_FILE = "metrics.json"
 SCORES_FILE = "scores.npz"
@@ -73,7 +77,7 @@ def write_scores(path: Path, **arrays: np.ndarray) -> None:
 
 
 # model.pt's format: 2 holds tensors and plain values only (a shallow model as skops bytes); the
-# unnumbered format before it pickled a shallow baseline's scikit-learn objects (dsvdd_repro/received.py)
+# unnumbered format before it pickled a shallow baseline's scikit-learn objects (dsvdd_repro/storage/received.py)
 MODEL_FORMAT = 2
 
 
@@ -193,7 +197,7 @@ def _run_id(*, _root_: DictConfig) -> str:
 
 
 def register_resolvers() -> None:
-    from .models.weights import resolve_weights
+    from dsvdd_repro.models.weights import resolve_weights
 
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", _run_id)
@@ -215,14 +219,14 @@ def recorded_files(metrics: dict) -> dict:
 
 
 def verified_memo() -> Path:
-    """Where skip-if-done remembers the files it hashed (dsvdd_repro/integrity.py)."""
+    """Where skip-if-done remembers the files it hashed (dsvdd_repro/storage/integrity.py)."""
     return default_cache_root(None) / "verified"
 
 
 def finished_run(run_dir: Path, run_identity: dict, memo: Path | None = None) -> dict | None:
     """The metrics of the finished run in `run_dir`, or None; a finished run of another identity
     there is an error (it is never overwritten). Its files are checked by sha256 (`memo`: a folder
-    of files already verified, see dsvdd_repro/integrity.py)."""
+    of files already verified, see dsvdd_repro/storage/integrity.py)."""
     existing = read_metrics(run_dir)
     if not existing or existing.get("status") not in FINAL_STATUSES:
         return None
@@ -312,9 +316,9 @@ def provenance(device: torch.device) -> dict:
 
 def swept_values(group: str, node: DictConfig | None) -> dict:
     """{key: value} of every hyper-parameter the options of `group` declare as swept (`SWEPT`,
-    dsvdd_repro/schema.py), for a run whose `group` node is `node`: None where its option has no
+    dsvdd_repro/core/schema.py), for a run whose `group` node is `node`: None where its option has no
     such key or the run has no such node."""
-    values = {key: None if node is None else node.get(key) for key in swept_axes(group)}
+    values = {key: None if node is None else node.get(key) for key in declared("SWEPT", group)}
     return {key: OmegaConf.to_container(value) if isinstance(value, Container) else value
             for key, value in values.items()}
 

@@ -1,9 +1,9 @@
 """The work one run implies, read from its resolved config alone (no image is read, nothing is built
-but the dataset's source object, which only stores its keys): the cost plan's unit (dsvdd_repro/plan.py).
+but the dataset's source object, which only stores its keys): the cost plan's unit (dsvdd_repro/sweeps/plan.py).
 
 Each part states its own share, beside the code that does the work; this module adds them up:
 - the setup: its splits' rows and the altered images its protocol generates (`planned_sizes`,
-  dsvdd_repro/setups.py, counted as dsvdd_repro/data/protocols.py draws them);
+  dsvdd_repro/data/setups.py, counted as dsvdd_repro/data/protocols.py draws them);
 - the method: the class its node's `_target_` names counts the rest from the config and those sizes
   (`planned_work(config, sizes)`, a PlannedWork: dsvdd_repro/methods/base.py), e.g. deep SVDD's
   epochs, batch-norm calibration and validation passes, GEO's capped transformed passes, the
@@ -26,9 +26,9 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from .data.images import PoolCounts
-from .methods.base import CostNotStated, PlannedWork, stated_cost
-from .schema import build
+from dsvdd_repro.core.schema import build
+from dsvdd_repro.data.images import PoolCounts
+from dsvdd_repro.methods.base import CostNotStated, PlannedWork, stated_cost
 
 __all__ = ["CostNotStated", "RunWork", "data_here", "run_work"]
 

@@ -3,9 +3,9 @@
 Per experiment and in total: the distinct runs (each experiment's sweep expanded and deduplicated
 exactly as `reproduce` launches it, without composing a config per job; runs an earlier experiment
 already has, and runs already done in the runs folder, are not counted again), the work they imply
-(dsvdd_repro/cost.py: training and evaluation image-passes, GEO's transformed passes, shallow fits,
+(dsvdd_repro/sweeps/cost.py: training and evaluation image-passes, GEO's transformed passes, shallow fits,
 as each run's setup and method state them; a method that states none stops the plan before any
-measurement) and its price on this device (dsvdd_repro/calibration.py: measured once per device,
+measurement) and its price on this device (dsvdd_repro/sweeps/calibration.py: measured once per device,
 then cached): run-hours (the runs' time one after another) and the wall time with the launcher's
 parallelism (its jobs scheduled in order onto its workers), plus each sweep's start (the process
 and the expansion, both measured).
@@ -28,14 +28,14 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.types import HydraContext, RunMode
 from omegaconf import OmegaConf
 
-from .atomic import atomic_write_bytes
-from .calibration import FIT_ROWS, Calibration, device_label
-from .config import register_configs
-from .cost import RunWork, data_here, run_work
-from .data.anomalies import generator_params
-from .execution import Execution
-from .runs import RunDirError, finished_run, identity_of, run_folder_of, verified_memo
-from .sweep_filter import validation_error
+from dsvdd_repro.core.execution import Execution
+from dsvdd_repro.data.anomalies import generator_params
+from dsvdd_repro.runs.config import register_configs
+from dsvdd_repro.runs.folders import RunDirError, finished_run, identity_of, run_folder_of, verified_memo
+from dsvdd_repro.storage.atomic import atomic_write_bytes
+from dsvdd_repro.sweeps.calibration import FIT_ROWS, Calibration, device_label
+from dsvdd_repro.sweeps.cost import RunWork, data_here, run_work
+from dsvdd_repro.sweeps.filter import validation_error
 
 
 @dataclass
@@ -92,7 +92,7 @@ def sweep_containers(name: str, profile: str, launcher: str, weights: str, runs_
 
 def checkpoints_written(epochs: int, seconds: float, trainer: dict) -> int:
     """How many of a run's `epochs` checkpoints it writes in `seconds` of work: every epoch's with
-    trainer.checkpoint_every_s = 0, else the first and one per interval (dsvdd_repro/checkpoint.py)."""
+    trainer.checkpoint_every_s = 0, else the first and one per interval (dsvdd_repro/storage/checkpoint.py)."""
     every = float(trainer.get("checkpoint_every_s") or 0.0)
     return epochs if every <= 0 else min(epochs, 1 + int(seconds // every))
 

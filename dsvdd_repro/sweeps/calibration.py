@@ -1,7 +1,7 @@
-"""Measured rates of this device, the cost plan's prices (dsvdd_repro/plan.py), cached per device.
+"""Measured rates of this device, the cost plan's prices (dsvdd_repro/sweeps/plan.py), cached per device.
 
 Each entry is a short timed pass of the real thing on random uint8 images: the network built from
-its config node (random initialisation) with the run's execution settings (dsvdd_repro/execution.py):
+its config node (random initialisation) with the run's execution settings (dsvdd_repro/core/execution.py):
 its training step (forward, a float32 loss, backward, Adam) at the run's batch size, its evaluation
 forward at the evaluation batch, the autoencoder's step for pretraining, writing a checkpoint of
 its network and optimiser, and the anomaly generators; the shallow models fitted on random features.
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .execution import Execution, device_name
+from dsvdd_repro.core.execution import Execution, device_name
 
 MIN_SECONDS = 1.5  # each timed loop runs at least this long (after warm-up) ...
 MIN_STEPS = 3  # ... and at least this many steps
@@ -95,7 +95,7 @@ class NetworkSteps:
 
 def _network_rates(task: dict) -> dict:
     """One process's timed passes of one network (a task of `measure`)."""
-    from .schema import build
+    from dsvdd_repro.core.schema import build
 
     if task["threads"]:
         torch.set_num_threads(task["threads"])
@@ -127,7 +127,7 @@ def _network_rates(task: dict) -> dict:
 
 
 def _generator_rate(task: dict) -> dict:
-    from .data.anomalies import make_generator
+    from dsvdd_repro.data.anomalies import make_generator
 
     images = torch.randint(0, 256, (64, 3, task["image_size"], task["image_size"]), dtype=torch.uint8)
     keys = np.arange(64)
@@ -208,6 +208,6 @@ class Calibration:
         return self.entries[self.key(task)]
 
     def _save(self) -> None:
-        from .atomic import atomic_write_bytes
+        from dsvdd_repro.storage.atomic import atomic_write_bytes
 
         atomic_write_bytes(self.path, json.dumps(self.entries, indent=1, sort_keys=True).encode())

@@ -2,7 +2,7 @@
 
 Each option of `dataset`, `setup`, `method`, `model`, `objective`, `regularizer`, `features`,
 `optim`, `lr_schedule` and `pretrain` is its own node, defined beside the class it builds (see
-dsvdd_repro/schema.py). This module holds what every run shares: the root (which groups exist,
+dsvdd_repro/core/schema.py). This module holds what every run shares: the root (which groups exist,
 `seed`, `data_seed`, `variant`), the `trainer` and `profile` nodes, the keys that say where and how
 a run executes, and `validate`, which refuses keys that no schema has (`+trainer.epoch=3`), converts
 every node to its dataclass (running its own checks) and then checks what no single node can see (a
@@ -22,28 +22,25 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_method
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from .evaluation import COLLAPSE_RATIO
-from .execution import PRECISIONS
-from .models.weights import check_weights
-from .schema import ConfigError, at_least, declared, in_range, non_negative, one_of, positive, shorten
-from .setups import AnomalyConfig
+from dsvdd_repro.core.anomaly import AnomalyConfig
+from dsvdd_repro.core.evaluation import COLLAPSE_RATIO
+from dsvdd_repro.core.execution import PRECISIONS
+from dsvdd_repro.core.schema import (
+    NODE_GROUPS,
+    ConfigError,
+    at_least,
+    declared,
+    in_range,
+    non_negative,
+    one_of,
+    positive,
+    shorten,
+)
+from dsvdd_repro.models.weights import check_weights
+from dsvdd_repro.runs.folders import register_resolvers
 
-# The groups whose options are nodes; a group left null is not part of the run.
-NODE_GROUPS = ("dataset", "setup", "anomaly", "method", "model", "objective", "regularizer", "features", "optim",
-               "lr_schedule", "pretrain")
 # Packages whose modules define nodes (imported once, so that their options are in the ConfigStore).
 NODE_PACKAGES = ("dsvdd_repro.data", "dsvdd_repro.models", "dsvdd_repro.methods")
-# Keys that say where and how a run executes, not what it computes: left out of its identity, so
-# moving the data or switching the device does not re-run finished work (dsvdd_repro/runs.py).
-EXECUTION_KEYS = (
-    "dataset.root", "dataset.download", "dataset.cache_dir", "trainer.device", "trainer.num_threads",
-    "trainer.progress", "trainer.eval_batch_size", "trainer.precision", "trainer.channels_last",
-    "trainer.cudnn_benchmark", "trainer.data_on_device", "trainer.checkpoint_every_s", "features.cache",
-    "profile.weights",
-)
-# Keys added to a node after runs were made, with the value every earlier run had: a run at that
-# value keeps the identity it had before the key existed (its finished folder is still found).
-INTRODUCED_KEYS = {"model.init": "torch"}
 DEVICES = ("auto", "cpu", "cuda")
 # `seed` and `data_seed` seed numpy's legacy generator (np.random.seed), which takes 0..2**32 - 1
 SEED_MAX = 2**32 - 1
@@ -55,7 +52,7 @@ WEIGHTS_FILE_TARGETS = ("dsvdd_repro.models.resnet.ResNet18Features",)
 class TrainerConfig:
     epochs: int = 30
     batch_size: int = 50
-    # the GPU fast path (dsvdd_repro/execution.py): null/auto = right for the device (a CPU: 500
+    # the GPU fast path (dsvdd_repro/core/execution.py): null/auto = right for the device (a CPU: 500
     # rows per evaluation batch, float32, default memory format, data on the host)
     eval_batch_size: int | None = None
     precision: str = "auto"
@@ -65,13 +62,13 @@ class TrainerConfig:
     device: str = "auto"
     num_threads: int | None = None
     # an epoch counts as collapsed when the validation features' variance falls below
-    # collapse_ratio x their mean second moment (measured threshold: dsvdd_repro/evaluation.py)
+    # collapse_ratio x their mean second moment (measured threshold: dsvdd_repro/core/evaluation.py)
     collapse_ratio: float = COLLAPSE_RATIO
     # a training loss above divergence_factor x the first step's ends the run as diverged
     divergence_factor: float = 1e6
     progress: bool = True
     # seconds between checkpoints, written at the end of an epoch (0: every epoch); a scheduler's stop
-    # signal writes one at once (dsvdd_repro/checkpoint.py)
+    # signal writes one at once (dsvdd_repro/storage/checkpoint.py)
     checkpoint_every_s: float = 300.0
 
     def __post_init__(self) -> None:
@@ -140,15 +137,13 @@ def register_configs() -> None:
         for module in pkgutil.walk_packages(package.__path__, package_name + "."):
             importlib.import_module(module.name)
     ConfigStore.instance().store(name="base_config", node=Config)
-    from .runs import register_resolvers
-
     register_resolvers()
     _registered = True
 
 
 def swept_axes(group: str | None = None) -> tuple[str, ...]:
     """The hyper-parameters the options of `group` (of every group: None) declare as swept: axes
-    of every run (`SWEPT`, dsvdd_repro/schema.py), the package's nodes and any registered since."""
+    of every run (`SWEPT`, dsvdd_repro/core/schema.py), the package's nodes and any registered since."""
     if not _registered:
         register_configs()
     return declared("SWEPT", group)
@@ -156,7 +151,7 @@ def swept_axes(group: str | None = None) -> tuple[str, ...]:
 
 def selected_axes() -> tuple[str, ...]:
     """The swept hyper-parameters the nodes declare as chosen per cell on validation AUC
-    (`SELECTED`, dsvdd_repro/schema.py), e.g. the noise regularizer's k."""
+    (`SELECTED`, dsvdd_repro/core/schema.py), e.g. the noise regularizer's k."""
     if not _registered:
         register_configs()
     return declared("SELECTED")

@@ -20,10 +20,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .config import NODE_GROUPS, validate
-from .models.weights import WeightsError
-from .runs import RunDirError, finished_run, identity_of, run_folder_of, verified_memo
-from .schema import ConfigError
+from dsvdd_repro.core.schema import NODE_GROUPS, ConfigError
+from dsvdd_repro.models.weights import WeightsError
+from dsvdd_repro.runs.config import validate
+from dsvdd_repro.runs.folders import RunDirError, finished_run, identity_of, run_folder_of, verified_memo
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 
 The run processes of a SLURM job (hydra_plugins/dsvdd_repro_launcher) call `install()`: such a signal
 then only notes that a stop is coming, the run writes its checkpoint at the end of the current epoch
-whatever its interval (dsvdd_repro/checkpoint.py) and goes on until the scheduler kills the job
+whatever its interval (dsvdd_repro/storage/checkpoint.py) and goes on until the scheduler kills the job
 (KillWait after SIGTERM, the time limit after SIGUSR2); the requeued job resumes from that
 checkpoint. A local run installs nothing: `kill` stops it as usual.
 """

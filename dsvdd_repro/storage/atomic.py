@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from .faults import crash_point
+from dsvdd_repro.core.faults import crash_point
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -56,7 +56,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], durable: bool 
             if durable:
                 os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
-        crash_point(f"atomic_write:{path.name}")  # fault-injection tests only (dsvdd_repro/faults.py)
+        crash_point(f"atomic_write:{path.name}")  # fault-injection tests only (dsvdd_repro/core/faults.py)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

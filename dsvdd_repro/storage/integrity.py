@@ -20,7 +20,7 @@ import json
 import os
 from pathlib import Path
 
-from .atomic import atomic_write_bytes
+from dsvdd_repro.storage.atomic import atomic_write_bytes
 
 _BLOCK = 1 << 20
 

@@ -3,7 +3,7 @@
 The paper picks the number k of random-label tasks of the noise regularizer from
 {5, 30, 50, 60, 70, 100, 130, 200} (conf/grid/paper.yaml) "via grid search using the validation
 performance as a selection criterion". Which swept hyper-parameters are chosen this way the nodes
-declare (`SELECTED`, dsvdd_repro/schema.py: k of the noise regularizer). The rule, in one place (`_best`):
+declare (`SELECTED`, dsvdd_repro/core/schema.py: k of the noise regularizer). The rule, in one place (`_best`):
 
 1. the caller names the axes that make a cell (`cell`); runs that agree on them are one cell,
    and every axis not named (the seed, and anything else) is averaged over;
@@ -14,7 +14,7 @@ declare (`SELECTED`, dsvdd_repro/schema.py: k of the noise regularizer). The rul
 
 The report's tables and figures call `select_by_validation` with their cell axes; the command line
 uses `default_cell_axes()`, every recorded run axis except the seeds:
-`python -m dsvdd_repro.selection runs/<profile> [--param k] [--cell AXIS ...] [--out selection.csv]`.
+`python -m dsvdd_repro.report.selection runs/<profile> [--param k] [--cell AXIS ...] [--out selection.csv]`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import selected_axes, swept_axes
-from .runs import collect_metrics
+from dsvdd_repro.runs.config import selected_axes, swept_axes
+from dsvdd_repro.runs.folders import collect_metrics
 
 # Mean validation AUCs closer than this are a tie (float noise of a mean over a few seeds is ~1e-16).
 TIE_TOLERANCE = 1e-12

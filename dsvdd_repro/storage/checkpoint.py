@@ -1,15 +1,15 @@
 """A run's checkpoint: what the run needs to go on, in one file of its folder, written at the end of
 an epoch when due: at most every `trainer.checkpoint_every_s` seconds (300: a ResNet-18 checkpoint
 is ~170 MB, 0.6 s on this CPU, which would double a short GPU epoch if written after each), at once
-after a scheduler's stop signal (dsvdd_repro/preemption.py), and after every epoch when the
+after a scheduler's stop signal (dsvdd_repro/storage/preemption.py), and after every epoch when the
 interval is 0.
 
 `checkpoint.pt` holds a dictionary with a `stage` (e.g. "pretrain", "svdd") and whatever that stage
 needs to resume bit-identically (network, optimizer, schedule, regularizer head, c, R, c_t, the
 random generators' states, the history, the best state so far). It is written atomically
-(dsvdd_repro/atomic.py), so a kill leaves the previous complete checkpoint, never half of one;
+(dsvdd_repro/storage/atomic.py), so a kill leaves the previous complete checkpoint, never half of one;
 without fsync, so a power cut may damage it, and an unreadable one is ignored with a warning. It is
-read as data only (dsvdd_repro/received.py): one holding any object besides tensors and plain values
+read as data only (dsvdd_repro/storage/received.py): one holding any object besides tensors and plain values
 is ignored with a one-line warning, never unpickled, and the run starts over. It is removed when
 the run is done; a finished run keeps only its selected model (`model.pt`).
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import preemption
-from .atomic import atomic_write_bytes
-from .received import load_data
+from dsvdd_repro.storage import preemption
+from dsvdd_repro.storage.atomic import atomic_write_bytes
+from dsvdd_repro.storage.received import load_data
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ FORMAT = 1
 class Checkpoint:
     """The checkpoint file of one run folder (`folder=None`: checkpointing off), written when `due()`:
     `every_s` seconds after the last one (0: after every epoch), or at once after a scheduler's
-    signal (dsvdd_repro/preemption.py)."""
+    signal (dsvdd_repro/storage/preemption.py)."""
 
     def __init__(self, folder: Path | None, every_s: float = 0.0):
         self.path = None if folder is None else Path(folder) / CHECKPOINT_FILE

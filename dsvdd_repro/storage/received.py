@@ -8,12 +8,12 @@ in one is read in a way that cannot run code, whoever made it:
   with only the types its algorithm needs trusted (dsvdd_repro/methods/shallow.py).
 - the config recorded in `metrics.json`: `check_recorded_config` before it is rebuilt, so that it
   builds only the package's own node classes: each group's `_target_` must be the one its option
-  registered (dsvdd_repro/schema.py `NODE_TARGETS`); a `_target_` anywhere else, any other Hydra
+  registered (dsvdd_repro/core/schema.py `NODE_TARGETS`); a `_target_` anywhere else, any other Hydra
   key (`_args_`, `_partial_`, ...) and any interpolation (`${...}`: a recorded config is resolved;
   a resolver may read the environment or files) are refused.
-- `scores.npz`: numpy's `allow_pickle=False`; the plan's cache is JSON (dsvdd_repro/plan.py).
+- `scores.npz`: numpy's `allow_pickle=False`; the plan's cache is JSON (dsvdd_repro/sweeps/plan.py).
 
-Each file is also checked against the sha256 metrics.json recorded (dsvdd_repro/integrity.py).
+Each file is also checked against the sha256 metrics.json recorded (dsvdd_repro/storage/integrity.py).
 A file in the format of an earlier version that pickled Python objects (model.pt of a shallow
 baseline before MODEL_FORMAT 2) is refused, with how to re-export it from a copy you trust; only
 `dsvdd-score --trust` loads it as it is.
@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .schema import NODE_TARGETS
+from dsvdd_repro.core.schema import NODE_TARGETS
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _HYDRA_KEYS = ("_target_", "_args_", "_partial_", "_convert_", "_recursive_")

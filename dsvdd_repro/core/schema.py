@@ -3,7 +3,7 @@ node in Hydra's ConfigStore, and building the object a node names (or finding it
 
 A config node is a dataclass with a `_target_` (the class it builds), a `name` (the option's name,
 recorded in metrics.json) and the keys that option reads, nothing else. Its value checks live in
-its `__post_init__`, with the helpers below; `dsvdd_repro.config.validate` runs them for every node
+its `__post_init__`, with the helpers below; `dsvdd_repro.runs.config.validate` runs them for every node
 of a composed config (by converting it to its dataclass) and prefixes the group to the key. A
 dataclass is optional for users' own options: a YAML file with `_target_` and `name` in a config
 group folder (on Hydra's search path) is a node too; its class then checks its own arguments.
@@ -13,9 +13,9 @@ class attributes (not keys: they are no part of a run's identity):
 - `SWEPT`: the hyper-parameters of this option that sweeps vary (e.g. the noise regularizer's `k`).
   Every key any option of a group declares is an axis of every run (metrics.json, contract C2;
   None where the run's option has no such key), so runs of different options stay comparable
-  (`dsvdd_repro.runs.run_axes`, the report's columns, the selection's cells).
+  (`dsvdd_repro.runs.folders.run_axes`, the report's columns, the selection's cells).
 - `SELECTED`: those of its swept keys the report chooses per cell by mean validation AUC over
-  seeds (dsvdd_repro/selection.py), never by test AUC.
+  seeds (dsvdd_repro/report/selection.py), never by test AUC.
 A node's declarations are its own and those of the node classes it extends (`declared`).
 
 This module imports nothing of the package, so every layer (data, models, methods) may use it.
@@ -32,10 +32,14 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+# The groups whose options are nodes; a group left null is not part of the run.
+NODE_GROUPS = ("dataset", "setup", "anomaly", "method", "model", "objective", "regularizer", "features", "optim",
+               "lr_schedule", "pretrain")
+
 T = TypeVar("T")
 
 # (group, option name) -> the `_target_` of every node registered with `config_node`: the only
-# targets a config read back from a run folder may name (dsvdd_repro/received.py)
+# targets a config read back from a run folder may name (dsvdd_repro/storage/received.py)
 NODE_TARGETS: dict[tuple[str, str], str | None] = {}
 # (group, option name) -> the dataclass of every node registered with `config_node`, in the order
 # they were registered: where `declared` reads what the nodes of a group record and select
