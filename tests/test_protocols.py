@@ -41,7 +41,7 @@ def test_one_vs_all_sizes_follow_the_paper():
 
 
 def test_one_vs_all_rejects_unknown_class():
-    with pytest.raises(ConfigError, match="setup.normal_class=10") as exc:  # the one ConfigError (schema.py)
+    with pytest.raises(ConfigError, match="setup.normal_class=10") as exc:  # the one ConfigError (core/schema.py)
         protocols.one_vs_all(cifar_like(), normal_class=10, seed=0)
     assert isinstance(exc.value, ValueError) and "allowed: 0..9" in str(exc.value)
     with pytest.raises(ConfigError, match="setup.labeled_anomaly_class=-1"):

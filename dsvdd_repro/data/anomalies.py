@@ -57,6 +57,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from dsvdd_repro.core.anomaly import ANOMALIES
+
 __all__ = [
     "ANOMALY_TYPES",
     "AnomalyGenerator",
@@ -67,7 +69,8 @@ __all__ = [
     "sample_rng",
 ]
 
-ANOMALY_TYPES: tuple[str, ...] = ("block_perm", "strokes")
+# the anomaly node lists the kinds (one home: core/anomaly.py); each has its generator below
+ANOMALY_TYPES: tuple[str, ...] = ANOMALIES
 
 # Bound on the number of pixels rasterised at once (per stroke), to keep memory flat for big batches.
 _STROKE_CHUNK_PIXELS = 1 << 22

@@ -6,7 +6,7 @@ finished run of another configuration), "done" (its run folder holds its finishe
 sweep runs only what is missing) or "run". It decides exactly as `train.run` would, without composing
 each job: Table VI's 4,950 CIFAR-10 jobs are classified in seconds.
 
-- The run folder is `hydra.sweep.dir` / run_folder(config): runs.py's identity_of() and
+- The run folder is `hydra.sweep.dir` / run_folder(config): runs/folders.py's identity_of() and
   run_folder_of() on the job's resolved config as plain dicts (`job.container()`), the functions
   behind runs.identity() and runs.run_folder() themselves.
 - validate() runs on the exact task config, once per distinct value of the nodes it checks: its
@@ -72,7 +72,7 @@ def validation_error(job: Any) -> str | None:
 
 
 def job_run_folder(job: Any) -> tuple[str, dict]:
-    """(run folder below hydra.sweep.dir, identity) of the job, computed by runs.py on its resolved
+    """(run folder below hydra.sweep.dir, identity) of the job, computed by runs/folders.py on its resolved
     config as plain containers (OmegaConf's DictConfig path costs 1.5 ms a job)."""
     container = job.container()
     run_identity = identity_of(container)
