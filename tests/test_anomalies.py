@@ -43,6 +43,7 @@ def test_sample_rng_is_reproducible_and_independent():
     assert not np.array_equal(a, sample_rng(3, "test", 8).random(5))
 
 
+@pytest.mark.slow
 def test_sample_rng_is_stable_across_processes():
     # Differently salted hash() per process must not change the stream.
     import os

@@ -211,6 +211,7 @@ _BUILDER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_build_an_entry_once(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH", "")])}

@@ -86,6 +86,7 @@ def _pack_process(pid_file: str) -> None:
     child.join()
 
 
+@pytest.mark.slow
 def test_a_run_process_dies_with_its_job_process(tmp_path):
     """kill -9 of a SLURM job's step kills its run processes too (no untracked orphan goes on
     training and writes `done` for a run the sweep reported failed)."""

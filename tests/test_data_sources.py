@@ -613,6 +613,7 @@ def test_fake_through_its_node_is_make_fake():
 # the data layer's own rules
 
 
+@pytest.mark.slow
 def test_data_layer_does_not_import_the_run_config():
     code = (
         "import sys, dsvdd_repro.data.protocols, dsvdd_repro.data; "
@@ -636,6 +637,7 @@ def test_no_module_imports_private_names_of_another():
 
 
 @pytest.mark.skipif(not os.environ.get("DSVDD_CIFAR10_ROOT"), reason="DSVDD_CIFAR10_ROOT is not set")
+@pytest.mark.slow
 def test_real_cifar10(tmp_path):
     data = load_cifar10(os.environ["DSVDD_CIFAR10_ROOT"])  # DSVDD_CACHE_DIR: decoded once per machine
     assert data.train_images.shape == (50_000, 3, 32, 32) and data.test_images.shape == (10_000, 3, 32, 32)

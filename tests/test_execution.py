@@ -40,6 +40,7 @@ def train(precision: str, channels_last: bool = False):
     return [h["loss_svdd"] for h in summary["history"]], auroc(splits.test.labels, scores)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_agrees_with_float32_in_loss_and_auc():
     # Stated tolerance: every epoch's SVDD loss within 1% (relative), the test AUC within 0.05 on this
     # 30-row test set (measured: losses 0.04-0.4% apart, AUC 0.815 vs 0.795). Losses and scores are
@@ -51,6 +52,7 @@ def test_bf16_autocast_agrees_with_float32_in_loss_and_auc():
     assert loss16 != loss32  # bf16 really ran
 
 
+@pytest.mark.slow
 def test_channels_last_is_the_same_computation_in_another_memory_format():
     loss_default, auc_default = train("float32")
     loss_nhwc, auc_nhwc = train("float32", channels_last=True)

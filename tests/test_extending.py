@@ -148,6 +148,7 @@ def spread_regularizer(tmp_path, monkeypatch):
 AUCS = {(0, 0.5): (0.90, 0.50), (0, 2.0): (0.60, 0.80), (1, 0.5): (0.60, 0.70), (1, 2.0): (0.90, 0.55)}
 
 
+@pytest.mark.slow
 def test_a_users_swept_hyper_parameter_is_recorded_and_chosen_on_validation(tmp_path, spread_regularizer):
     base = [item for item in TINY if not item.startswith(("variant=", "trainer.epochs="))] + ["trainer.epochs=1"]
     runs = tmp_path / "runs"

@@ -322,6 +322,7 @@ def test_alteration_with_a_just_big_enough_pool(tmp_path):
     ({"cats": 3, "dogs": 10}, "invalid config: setup.normal_class=0 (class cats has 2 images in the train pool; "
                               "one_vs_all with train_fraction=0.8 needs at least 3 (2 to train, 1 to validate))"),
 ])
+@pytest.mark.slow
 def test_a_run_on_a_class_too_small_is_refused_before_any_work(tmp_path, counts, expected):
     root = _classes(tmp_path / "mine", counts)
     result = run_cli(["dataset=folder", f"dataset.root={root}", "variant=ocsvm_pca", "setup=one_vs_all",

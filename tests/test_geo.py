@@ -73,6 +73,7 @@ def test_dirichlet_fit_recovers_known_parameters(alpha):
     np.testing.assert_allclose(fit_dirichlet_samples(samples), alpha, rtol=0.05)
 
 
+@pytest.mark.slow
 def test_geo_end_to_end_writes_c2_outputs_and_nonconstant_scores(tmp_path):
     cfg = compose_config([
         *TINY, "variant=geo", "dataset.image_size=8", "dataset.n_train_per_class=10", "dataset.n_test_per_class=4",

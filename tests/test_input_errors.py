@@ -190,6 +190,7 @@ def run_entrypoint(tmp_path, overrides: list[str]) -> subprocess.CompletedProces
          ["model.weights=", "notes.txt", "not a state dict saved with torch.save"]),
     ],
 )
+@pytest.mark.slow
 def test_entrypoint_refuses_in_one_line_with_exit_code_2(tmp_path, overrides, expected):
     weights = tmp_path / "notes.txt"
     weights.write_text("these are not weights\nsecond line\n")

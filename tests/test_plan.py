@@ -162,6 +162,7 @@ def test_schedule_starts_each_job_on_the_first_free_worker():
     assert schedule([1, 2, 3], 1) == 6
 
 
+@pytest.mark.slow
 def test_the_paper_plan_counts_every_experiments_runs_once(tmp_path, monkeypatch):
     """Every experiment's grid as test_reproduce expects it; runs two experiments share are counted
     once; with unit prices (1 image/s, no fixed cost) the run-seconds are the image-passes."""

@@ -1,6 +1,7 @@
 """Autoencoder pretraining and the learning-rate schedule of the original deep SVDD protocol."""
 
 import numpy as np
+import pytest
 import torch
 from omegaconf import OmegaConf
 
@@ -26,6 +27,7 @@ def splits(train_fraction):
     return protocols.one_vs_all(images, normal_class=0, seed=0, train_fraction=train_fraction)
 
 
+@pytest.mark.slow
 def test_pretraining_lowers_the_reconstruction_error_and_changes_the_encoder():
     torch.manual_seed(0)
     net = lenet()

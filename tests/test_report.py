@@ -108,6 +108,7 @@ def test_empty_root_gives_an_all_missing_table(tmp_path):
     assert isinstance(pivot(cells), pd.DataFrame)
 
 
+@pytest.mark.slow
 def test_figures_compute_differences_and_draw_the_papers_panels_even_with_gaps(tmp_path):
     bp8 = {s: {"name": "block_perm", "n": 8, "thickness": 5} for s in ("train", "val", "test")}
     common = {"dataset": "voc2012", "setup": "alteration", "anomaly": bp8, "normal_class": None,
@@ -171,6 +172,7 @@ def test_figure1_shows_table_v_with_the_k_chosen_on_validation(tmp_path):
     assert bottom["k"] == "5" and bottom["difference"] == pytest.approx(5.0)
 
 
+@pytest.mark.slow
 def test_report_says_what_data_was_used_and_why_cells_are_missing(tmp_path):
     from dsvdd_repro.report.__main__ import write_report
     from dsvdd_repro.report.collect import collect_unstarted
@@ -268,6 +270,7 @@ def test_table_csvs_carry_the_numbers_the_markdown_prints(tmp_path):
     assert sorted(runs["test_auc"]) == [0.61234, 0.70001]  # full precision stays in runs.csv
 
 
+@pytest.mark.slow
 def test_the_report_runs_from_any_folder_with_the_package_alone(tmp_path):
     """A copy of the package outside the repository (as `pip install .` leaves it) finds the published
     tables through the package and writes the report from another working directory."""
@@ -352,6 +355,7 @@ def test_figures_say_when_a_panel_cannot_differ(tmp_path):
     assert ("wikiart", "block_perm:8") not in caveats["fig2"]
 
 
+@pytest.mark.slow
 def test_the_collapse_study_reports_collapse_epochs_and_its_lowest_variances(tmp_path):
     from dsvdd_repro.report import collapse
     from dsvdd_repro.report.__main__ import write_report
@@ -384,6 +388,7 @@ def test_the_collapse_study_reports_collapse_epochs_and_its_lowest_variances(tmp
         tmp_path / "out" / "REPORT.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_cell_says_how_many_of_its_runs_failed_or_diverged(tmp_path):
     """n counts the finished runs; the cell says how many others failed or diverged. A diverged run
     scored on the model from before the divergence counts in the mean, flagged; one without a score
@@ -438,6 +443,7 @@ def test_cells_print_their_unfinished_runs():
     assert format_cell(pd.Series({**failed, "status": "missing", "n_failed": 0, "n_diverged": 0})) == "missing / 65.9±1"
 
 
+@pytest.mark.slow
 def test_figures_label_diverged_cells_instead_of_drawing_them(tmp_path):
     bp8 = {s: {"name": "block_perm", "n": 8, "thickness": 5} for s in ("train", "val", "test")}
     bp2 = {s: {"name": "block_perm", "n": 2, "thickness": 5} for s in ("train", "val", "test")}
@@ -492,6 +498,7 @@ def _voc_config(variant, objective, lr, n, pooling="max"):
             "optim": {"name": "adam", "lr": lr, "backbone_lr_factor": 0.1}, "variant": variant, "seed": 0}
 
 
+@pytest.mark.slow
 def test_missing_cells_name_only_their_own_jobs_reasons(tmp_path):
     """Jobs that stopped before training are matched to cells on the cells' key columns (from the
     configuration Hydra saved), so two cells of one variant and dataset each name their own reason."""

@@ -54,6 +54,7 @@ def test_every_experiment_is_driven_by_reproduce():
 
 
 @pytest.mark.parametrize("experiment", sorted(EXPECTED_RUNS))
+@pytest.mark.slow
 def test_experiment_expands_to_its_distinct_paper_runs_composing_per_group_choice_only(experiment):
     expansion = expand(experiment)
     assert len(expansion.jobs) == EXPECTED_RUNS[experiment]
@@ -67,6 +68,7 @@ def test_experiment_expands_to_its_distinct_paper_runs_composing_per_group_choic
 
 
 @pytest.mark.parametrize("experiment", sorted(EXPECTED_RUNS))
+@pytest.mark.slow
 def test_the_first_job_of_each_experiment_composes_and_validates(experiment):
     first = expand(experiment, "smoke").jobs[0]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -75,6 +77,7 @@ def test_the_first_job_of_each_experiment_composes_and_validates(experiment):
     assert run_folder(cfg).startswith(cfg.variant + "/")
 
 
+@pytest.mark.slow
 def test_the_quick_and_smoke_profiles_restrict_the_paper_axes():
     quick = expand("table2", "quick").jobs
     assert {item for job in quick for item in job if item.startswith(("seed=", "regularizer.k="))} == {
@@ -110,6 +113,7 @@ def test_the_ten_class_check_keeps_the_quick_schedule_and_its_own_seeds():
         20, 30, None, "xavier_leaky_relu")
 
 
+@pytest.mark.slow
 def test_the_collapse_study_sweeps_nets_variants_and_rates_from_random_initialisation():
     quick = expand("collapse", "quick").jobs
     assert len(quick) == 2 * 4 * 4 and all("setup.normal_class=0" in job and "seed=0" in job for job in quick)

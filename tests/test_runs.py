@@ -10,6 +10,7 @@ from dsvdd_repro.runs.folders import identity
 from tests.conftest import CONF_DIR, TINY, compose_config, with_profile
 
 
+@pytest.mark.slow
 def test_a_done_folder_of_another_configuration_is_not_overwritten(tmp_path):
     train.run(compose_config([*TINY, "trainer.epochs=1"]), tmp_path)
     before = (tmp_path / "metrics.json").read_text()
@@ -17,6 +18,7 @@ def test_a_done_folder_of_another_configuration_is_not_overwritten(tmp_path):
         train.run(compose_config([*TINY, "trainer.epochs=1", "seed=3"]), tmp_path)
     assert (tmp_path / "metrics.json").read_text() == before
 
+@pytest.mark.slow
 def test_a_done_run_from_an_older_schema_is_still_recognised(tmp_path):
     cfg = compose_config([*TINY, "trainer.epochs=1"])
     train.run(cfg, tmp_path)
@@ -27,6 +29,7 @@ def test_a_done_run_from_an_older_schema_is_still_recognised(tmp_path):
     path.write_text(json.dumps(metrics))
     assert train.run(cfg, tmp_path)["test_auc"] == metrics["test_auc"]
 
+@pytest.mark.slow
 def test_run_identity_is_the_config_without_execution_keys_and_unread_groups():
     def of(*overrides):
         return identity(compose_config([*TINY, *overrides]))
@@ -51,6 +54,7 @@ def _run_dir(overrides):
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=with_profile(overrides), return_hydra_config=True).hydra.run.dir
 
+@pytest.mark.slow
 def test_run_folders_are_named_by_the_run_identity_and_stay_short():
     many = [*TINY, "setup=alteration", "anomaly=strokes", "anomaly.thickness=1", "anomaly.train.name=block_perm",
             "anomaly.train.n=8", "setup.semi_supervised=true", "profile.max_train=500", "profile.max_val=500",

@@ -196,6 +196,7 @@ def test_feature_cache_is_hit_the_second_time_and_invalidated_when_an_input_chan
     assert fifth.hits == [False, False]
 
 
+@pytest.mark.slow
 def test_cnn_features_cache_key_holds_weights_pooling_size_and_init_seed():
     from dsvdd_repro.core.execution import Execution
     from dsvdd_repro.methods.features import CNNFeatures
@@ -226,6 +227,7 @@ C2_KEYS = {"status", "method", "variant", "dataset", "setup", "normal_class", "a
         (["variant=iforest_cnn", "setup=alteration", "anomaly=block_perm", "anomaly.n=4"], "iforest_cnn"),
     ],
 )
+@pytest.mark.slow
 def test_baseline_runs_write_c2_outputs(tmp_path, overrides, variant):
     cfg = compose_config([*TINY, *overrides])
     metrics = train.run(cfg, tmp_path)
@@ -241,6 +243,7 @@ def test_baseline_runs_write_c2_outputs(tmp_path, overrides, variant):
     assert train.run(cfg, tmp_path)["config_hash"] == on_disk["config_hash"]
 
 
+@pytest.mark.slow
 def test_baseline_config_values_are_checked_and_named():
     with pytest.raises(ConfigError, match=r"method.nus=1.5"):
         validate(compose_config([*TINY, "variant=ocsvm_pca", "method.nus=[0.1,1.5]"]))
@@ -252,6 +255,7 @@ def test_baseline_config_values_are_checked_and_named():
         validate(compose_config([*TINY, "method=ocsvm"]))
 
 
+@pytest.mark.slow
 def test_variants_name_themselves_and_drop_the_groups_they_do_not_read():
     for variant in ("ocsvm_cnn", "iforest_pca", "geo", "dsvdd_bias", "dsvdd"):
         assert variant_name(compose_config([*TINY, f"variant={variant}"])) == variant

@@ -140,6 +140,7 @@ def app_sweeper(tmp_path, arguments: list[str], **kwargs) -> grid_sweeper.GridSw
     return sweeper
 
 
+@pytest.mark.slow
 def test_every_batch_runs_then_failures_and_invalid_jobs_raise_one_summary(tmp_path, caplog):
     arguments = ["seed=0,1,2,3,4"]
     launcher = Launcher({0: RuntimeError("boom"), 1: {"status": "invalid", "error": "bad"},
@@ -203,6 +204,7 @@ def test_job_outcomes():
     )
 
 
+@pytest.mark.slow
 def test_value_overrides_are_set_as_hydra_composes_them(tmp_path):
     """The fast path (one composition, values set with OmegaConf) gives Hydra's config per job, and
     refuses what Hydra's composition refuses."""
@@ -264,6 +266,7 @@ SAMPLES = [
 
 
 @pytest.mark.parametrize(("experiment", "profile", "extra"), SAMPLES)
+@pytest.mark.slow
 def test_the_filter_computes_the_run_folders_hydras_composition_gives(tmp_path, experiment, profile, extra):
     arguments = [f"experiment={experiment}", f"profile={profile}", *extra]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -265,6 +265,7 @@ class FakeLauncher:
 
 
 @pytest.mark.parametrize("max_batch_size", [None, 3])
+@pytest.mark.slow
 def test_batches_are_launched_in_order_and_never_empty(tmp_path, max_batch_size):
     def sweep(*arguments: str) -> tuple[list, FakeLauncher]:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -29,6 +29,7 @@ REAL_CIFAR10 = os.environ.get("DSVDD_CIFAR10_ROOT")
 needs_cifar10 = pytest.mark.skipif(not REAL_CIFAR10, reason="DSVDD_CIFAR10_ROOT (the real CIFAR-10 copy) not set")
 
 
+@pytest.mark.slow
 def test_cli_run_writes_c2_outputs_and_skips_when_done(tmp_path):
     run_dir = tmp_path / "run"
     args = [*TINY, "setup=alteration", "anomaly=block_perm", "anomaly.n=4", f"hydra.run.dir={run_dir}"]
@@ -72,6 +73,7 @@ def test_a_killed_run_leaves_no_done_and_runs_again(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "done"
 
+@pytest.mark.slow
 def test_a_failed_run_is_recorded_and_runs_again(tmp_path, monkeypatch):
     cfg = compose_config(TINY)
 
@@ -86,6 +88,7 @@ def test_a_failed_run_is_recorded_and_runs_again(tmp_path, monkeypatch):
     assert failed["status"] == "failed" and "simulated failure" in failed["error"]
     assert train.run(cfg, tmp_path)["status"] == "done"
 
+@pytest.mark.slow
 def test_same_seed_same_test_set_and_scores(tmp_path):
     overrides = [*TINY, "trainer.epochs=1", "setup=alteration", "anomaly.thickness=1"]
     train.run(compose_config(overrides), tmp_path / "a")
@@ -104,6 +107,7 @@ def test_missing_or_incomplete_dataset_root(tmp_path, monkeypatch):
                   tmp_path / "r2")
     assert not list(tmp_path.rglob("metrics.json"))
 
+@pytest.mark.slow
 def test_cli_bad_input_exits_nonzero_with_one_clear_line(tmp_path):
     bad_value = run_cli([*TINY, "objective=soft_boundary", "objective.nu=0", f"hydra.run.dir={tmp_path}"])
     assert bad_value.returncode == 2
@@ -154,6 +158,7 @@ def test_real_cifar10_strokes_alteration_end_to_end(tmp_path):
          "anomaly.train.name=block_perm", "anomaly.train.n=4", "anomaly.test.thickness=3"],
     ],
 )
+@pytest.mark.slow
 def test_variants_objectives_and_semi_supervised_runs_write_c2_outputs(tmp_path, overrides):
     metrics = train.run(compose_config([*TINY, *overrides]), tmp_path)
     assert metrics["status"] == "done" and 0.0 <= metrics["test_auc"] <= 1.0
@@ -170,6 +175,7 @@ def test_variants_objectives_and_semi_supervised_runs_write_c2_outputs(tmp_path,
     if metrics["semi_supervised"]:
         assert metrics["data"]["splits"]["train"]["n_anomalous"] > 0
 
+@pytest.mark.slow
 def test_an_input_error_in_a_sweep_does_not_stop_the_other_jobs(tmp_path):
     result = run_cli(["-m", *TINY, "trainer.epochs=1", "objective.nu=0,0.5", "objective=soft_boundary",
                       f"hydra.sweep.dir={tmp_path}"])
@@ -179,6 +185,7 @@ def test_an_input_error_in_a_sweep_does_not_stop_the_other_jobs(tmp_path):
     assert [m["nu"] for m in done] == [0.5]
 
 @pytest.mark.parametrize("batch", ["null", "1"])
+@pytest.mark.slow
 def test_a_sweep_launches_each_distinct_run_once(tmp_path, batch):
     """k x {variance, noise}: 6 jobs, 4 runs (the variance regularizer does not read k). With batches
     of one job, batches holding only duplicates launch nothing, the last one included."""
@@ -194,6 +201,7 @@ def test_a_sweep_launches_each_distinct_run_once(tmp_path, batch):
     assert done == [("dsvdd_bias_noise", 5), ("dsvdd_bias_noise", 50), ("dsvdd_bias_noise", 70), ("dsvdd_bias_var", None)]
 
 
+@pytest.mark.slow
 def test_model_seeds_share_one_test_set_and_the_data_seed_draws_another(tmp_path):
     """`seed` varies the model only; `data_seed` the split, the altered images and the subsamples
     (the paper's OC-SVM cells are +-0.0 over five runs: one test set for every seed)."""

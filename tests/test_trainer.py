@@ -24,6 +24,7 @@ def fit(objective="one_class", epochs=2, seed=0, lr=1e-3, bias=True):
     return detector, summary, detector.score(splits.test), splits
 
 
+@pytest.mark.slow
 def test_scores_are_finite_not_constant_and_training_changes_parameters():
     torch.manual_seed(0)
     before = [p.detach().clone() for p in resnet18().parameters()]
@@ -39,12 +40,14 @@ def test_scores_are_finite_not_constant_and_training_changes_parameters():
         assert key in summary["history"][0]
 
 
+@pytest.mark.slow
 def test_same_seed_same_scores():
     _, _, a, _ = fit(seed=1)
     _, _, b, _ = fit(seed=1)
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_soft_boundary_records_radius_and_scores_relative_to_it():
     detector, summary, scores, splits = fit(objective="soft_boundary")
     assert all(h["radius"] > 0 for h in summary["history"])
@@ -55,6 +58,7 @@ def test_soft_boundary_records_radius_and_scores_relative_to_it():
     np.testing.assert_allclose(scores, dist - summary["radius"] ** 2, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_center_is_mean_of_initial_features_with_eps_rule():
     detector, _, _, splits = fit(epochs=1)
     assert detector.center.shape == (512,)
@@ -79,6 +83,7 @@ def collapse_after_epoch(detector, first: int, scale: float):
     detector._train_epoch = epoch_then_collapse
 
 
+@pytest.mark.slow
 def test_collapse_is_detected_and_best_epoch_precedes_it():
     # features equal within float32 tolerance from epoch 2 on: flagged, and the model of epoch 1 kept
     detector = deep_svdd(resnet18(), epochs=3, batch_size=12, progress=False)
@@ -94,6 +99,7 @@ def test_collapse_is_detected_and_best_epoch_precedes_it():
     assert np.std(scores) > 0  # scored with the model from before the collapse
 
 
+@pytest.mark.slow
 def test_the_collapse_threshold_lies_between_what_collapsed_and_healthy_networks_measure():
     assert COLLAPSED_RELATIVE_VARIANCE < COLLAPSE_RATIO < HEALTHY_RELATIVE_VARIANCE
     assert np.isclose(np.log(COLLAPSE_RATIO), np.log(COLLAPSED_RELATIVE_VARIANCE * HEALTHY_RELATIVE_VARIANCE) / 2,
@@ -149,6 +155,7 @@ def test_calibration_runs_before_the_center_only_when_asked():
         assert int(net.bn.num_batches_tracked) == expected_tracked
 
 
+@pytest.mark.slow
 def test_calibration_defaults_to_random_initialisation_only(tmp_path):
     from torchvision.models import resnet18
 
@@ -165,6 +172,7 @@ def test_calibration_defaults_to_random_initialisation_only(tmp_path):
         assert build(cfg.method, context=context).calibrate_bn is calibrate
 
 
+@pytest.mark.slow
 def test_a_loss_that_explodes_ends_the_run_as_diverged_and_keeps_the_model_before_it():
     # the last batch norm's scale and shift x 1e4 before epoch 2 (features ~1e4-fold, the loss ~1e8 x the
     # first step's, as lr=1 can give): epoch 2's first step is past divergence_factor; the run stops

@@ -144,6 +144,7 @@ def _pools(n_train: int, n_test: int, val_from: str, fraction: float) -> Natural
         ((50_000, 10_000, "train", 0.2), (40_000, 20_000, 20_000)),  # CIFAR-10
     ],
 )
+@pytest.mark.slow
 def test_alteration_split_sizes_match_the_paper(pools, sizes):
     images = _pools(*pools)
     splits = protocols.alteration(images, {"val": BLOCKS, "test": BLOCKS}, seed=0, progress=False)
@@ -598,6 +599,7 @@ def test_run_refuses_bad_dataset_settings(voc_root, wiki_root, tmp_path, monkeyp
     assert not list(tmp_path.rglob("metrics.json"))
 
 
+@pytest.mark.slow
 def test_voc2012_runs_end_to_end_from_the_command_line(voc_root, tmp_path):
     result = run_cli(
         [

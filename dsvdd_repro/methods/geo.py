@@ -48,13 +48,7 @@ from dsvdd_repro.core.schema import at_least, build, config_node
 from dsvdd_repro.data.protocols import SplitData
 from dsvdd_repro.methods.base import Detector, PlannedWork, RunContext
 from dsvdd_repro.methods.features import selection_rows, subset, unlabeled_train
-from dsvdd_repro.storage.checkpoint import (
-    Checkpoint,
-    restore_rng,
-    restore_torch_rng,
-    rng_state,
-    torch_rng_state,
-)
+from dsvdd_repro.storage import checkpoint as checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +214,7 @@ class GEO(Detector):
         self.data_seed = context.data_seed  # the Dirichlet fit's and validation's subsamples
         self.val_max_samples, self.max_samples_per_epoch = val_max_samples, max_samples_per_epoch
         self.fit_max_samples = fit_max_samples
-        self.checkpoint = Checkpoint.of_run(context.run_dir, context.trainer)  # a killed run resumes
+        self.checkpoint = checkpoints.Checkpoint.of_run(context.run_dir, context.trainer)  # a killed run resumes
 
     @staticmethod
     def planned_work(config: dict, sizes: dict) -> PlannedWork:
@@ -336,8 +330,8 @@ class GEO(Detector):
         if saved is not None:  # a relaunch of a killed run: go on after its last complete epoch
             self.model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
-            restore_rng(rng, saved["rng"])
-            restore_torch_rng(saved["torch_rng"])
+            checkpoints.restore_rng(rng, saved["rng"])
+            checkpoints.restore_torch_rng(saved["torch_rng"])
             history = saved["history"]
             log.info("resumed from the checkpoint after epoch %d of %d", len(history), self.epochs)
         for epoch in tqdm(range(len(history) + 1, self.epochs + 1), desc="epochs", disable=not self.progress,
@@ -350,7 +344,8 @@ class GEO(Detector):
                      epoch, self.epochs, entry["loss"], entry["train_acc"], entry["n_samples"], entry["seconds"])
             if self.checkpoint.due():
                 self.checkpoint.save("geo", {"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                                             "rng": rng_state(rng), "torch_rng": torch_rng_state(), "history": history})
+                                             "rng": checkpoints.rng_state(rng), "torch_rng": checkpoints.torch_rng_state(),
+                                             "history": history})
         tic = time.perf_counter()
         fit_rows = np.arange(len(train))
         n_fit = capped(len(train), self.fit_max_samples)
