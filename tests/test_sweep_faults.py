@@ -319,7 +319,9 @@ def test_table6_cifar10_is_expanded_deduplicated_and_filtered_in_seconds(tmp_pat
         assert counts == {"skipped": 4950}
     print(f"\ntable6_cifar10 (paper): 16,000 grid points, 4,950 jobs expanded and filtered in {empty:.1f} s "
           f"(empty runs folder), {done:.1f} s (all done)")
-    assert max(empty, done) < 30  # one composition per job would take 15-20 minutes
+    # one composition per job would take 15-20 minutes; 3-11 s here, up to ~35 s while other tests share
+    # the two cores (pytest-xdist): the bound tells the two apart without failing on a busy machine
+    assert max(empty, done) < 120
 
 
 @pytest.mark.slow
