@@ -37,11 +37,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from dsvdd_repro.core.anomaly import AnomalyConfig
-from dsvdd_repro.core.schema import build
+from dsvdd_repro.core.schema import NODE_GROUPS, build, with_node_defaults
 from dsvdd_repro.data.decode import decode_one
 from dsvdd_repro.data.protocols import SplitData
 from dsvdd_repro.data.source import find_images
@@ -157,6 +157,9 @@ def recorded_config(metrics: dict):
     """The run's recorded config, with the trainer's defaults for how a run executes (the identity
     leaves them out: dsvdd_repro.core.execution.EXECUTION_KEYS) and no progress bars."""
     cfg = OmegaConf.create(metrics["config"])
+    for group in NODE_GROUPS:  # the keys the identity leaves out take their node's defaults
+        if isinstance(cfg.get(group), DictConfig):
+            cfg[group] = with_node_defaults(group, cfg[group])
     cfg.trainer = OmegaConf.merge(OmegaConf.structured(TrainerConfig), cfg.get("trainer") or {})
     cfg.trainer.progress = False
     return cfg

@@ -141,3 +141,24 @@ def shorten(names: Iterable[str], limit: int = 16) -> str:
     """`a, b, c, ... (n in all)`: a list of allowed names short enough for a one-line message."""
     names = list(names)
     return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def with_node_defaults(group: str, node: Any) -> DictConfig:
+    """`node` (a recorded or partial node of `group`: a run's identity leaves out execution keys and
+    keys at their introduced value) over the dataclass of the registered option it names (by `name`,
+    else by `_target_`), so that keys it lacks take the node's defaults, their one home. A node of no
+    registered option, or one the dataclass no longer fits, is returned as it is."""
+    from hydra.core.config_store import ConfigNode
+
+    plain = OmegaConf.to_container(node) if isinstance(node, DictConfig) else dict(node)
+    for entry in ConfigStore.instance().repo.get(group, {}).values():
+        if not isinstance(entry, ConfigNode) or not isinstance(entry.node, DictConfig):
+            continue
+        schema = entry.node
+        same = plain.get("name") is not None and schema.get("name") == plain.get("name")
+        if same or (plain.get("name") is None and schema.get("_target_") == plain.get("_target_")):
+            try:
+                return OmegaConf.merge(schema, plain)
+            except Exception:  # noqa: BLE001 (an older node the dataclass does not fit: kept as recorded)
+                break
+    return OmegaConf.create(plain)

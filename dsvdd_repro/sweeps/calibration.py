@@ -95,14 +95,17 @@ class NetworkSteps:
 
 def _network_rates(task: dict) -> dict:
     """One process's timed passes of one network (a task of `measure`)."""
-    from dsvdd_repro.core.schema import build
+    from dsvdd_repro.core.schema import build, with_node_defaults
+    from dsvdd_repro.runs.config import register_configs
+
+    register_configs()  # a fresh process: the nodes whose defaults complete the task's model
 
     if task["threads"]:
         torch.set_num_threads(task["threads"])
     execution = Execution(torch.device(task["device"]), precision=task["precision"],
                           channels_last=task["channels_last"], eval_batch_size=task["eval_batch"])
     torch.manual_seed(0)
-    steps = NetworkSteps(build(task["model"]), execution, task["image_size"], task["batch"])
+    steps = NetworkSteps(build(with_node_defaults("model", task["model"])), execution, task["image_size"], task["batch"])
     net, images, batch = steps.net, steps.images, steps.batch
     if task["kind"] == "autoencoder":  # the pretraining step: the network as encoder, its decoder
         decoder = execution.module(net.decoder())
