@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.utils import get_method
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from dsvdd_repro.core.anomaly import AnomalyConfig
@@ -35,6 +34,7 @@ from dsvdd_repro.core.schema import (
     one_of,
     positive,
     shorten,
+    target_owner,
 )
 from dsvdd_repro.models.weights import check_weights
 from dsvdd_repro.runs.folders import register_resolvers
@@ -214,8 +214,7 @@ def validate(cfg: DictConfig) -> None:
         value = cfg.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= SEED_MAX:
             raise ConfigError(key, value, f"must be an integer in 0..{SEED_MAX}, numpy's seed range")
-    target = get_method(cfg.method._target_)
-    for group in getattr(getattr(target, "__self__", target), "REQUIRES", ()):  # a class or its factory
+    for group in getattr(target_owner(cfg.method._target_), "REQUIRES", ()):
         if cfg.get(group) is None:
             raise ConfigError(group, None, f"method={cfg.method.name} needs a {group} node")
     if cfg.setup.name == "alteration":
