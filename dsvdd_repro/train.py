@@ -49,6 +49,7 @@ from dsvdd_repro.runs.folders import (
     write_model,
     write_scores,
 )
+from dsvdd_repro.storage import preemption
 from dsvdd_repro.storage.atomic import atomic_write_bytes
 from dsvdd_repro.storage.checkpoint import Checkpoint
 from dsvdd_repro.storage.integrity import file_record
@@ -84,7 +85,8 @@ def make_splits(cfg: DictConfig, images) -> ProtocolSplits:
 
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> dict:
     """Execute one run into `run_dir`; return its metrics with `status` done | diverged | failed, or
-    skipped (finished before, or running in another process), without writing anything then."""
+    skipped without writing anything: finished before (its metrics, `finished_as` its status), or
+    running in another process."""
     validate(cfg)
     model = cfg.get("model")
     if model is not None and model.get("weights") == "imagenet" and not imagenet_weights_path().is_file():
@@ -94,14 +96,14 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None) -> d
     existing = finished_run(run_dir, run_identity, verified_memo())
     if existing:  # checked before anything is written: a finished folder is never touched
         log.info("already %s, skipping: %s (test AUC %s)", existing["status"], run_dir, existing.get("test_auc"))
-        return {**existing, "status": "skipped"}
-    with run_lock(run_dir) as held:
+        return {**existing, "status": "skipped", "finished_as": existing["status"]}
+    with run_lock(run_dir, preemption.lock_wait_s()) as held:
         if not held:
             log.info("running in another process, skipping: %s", run_dir)
             return {"status": "skipped", "error": "running in another process"}
         existing = finished_run(run_dir, run_identity, verified_memo())  # it may have finished while we waited
         if existing:
-            return {**existing, "status": "skipped"}
+            return {**existing, "status": "skipped", "finished_as": existing["status"]}
         stale = remove_stale_temporaries(run_dir)
         handler = _log_to(run_dir / LOG_FILE)
         try:
@@ -215,7 +217,8 @@ class ResultWriteError(OSError):
     """The run finished but its results could not be written (the message names the path)."""
 
 
-STATUS_KEYS = ("status", "test_auc", "error")
+# what a sweep's job returns to the sweeper (hydra_plugins/dsvdd_repro_sweeper: job_outcome)
+STATUS_KEYS = ("status", "test_auc", "error", "finished_as")
 
 
 def _refused(error: Exception, status: str, exit_code: int, sweeping: bool, run_dir: Path) -> dict:
@@ -251,6 +254,11 @@ def main(cfg: DictConfig) -> dict | None:
         log.exception("run failed: %s", run_dir)
         return {"status": "failed", "run_dir": str(run_dir), "test_auc": None,
                 "error": f"{type(error).__name__}: {error}".splitlines()[0]}
+    return job_result(run_dir, metrics)
+
+
+def job_result(run_dir: Path, metrics: dict) -> dict:
+    """What a sweep's job returns to the sweeper: its run folder and STATUS_KEYS of `run`'s metrics."""
     return {"run_dir": str(run_dir), **{key: metrics.get(key) for key in STATUS_KEYS}}
 
 

@@ -7,11 +7,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from dsvdd_repro.runs.folders import run_lock
+from dsvdd_repro.storage import preemption
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +66,34 @@ def test_a_run_whose_files_are_missing_or_changed_is_not_done(finished, tmp_path
     rerun = train(*TINY, f"hydra.run.dir={finished}", env={"DSVDD_CACHE_DIR": str(tmp_path / "cache")})
     assert rerun.returncode == 0 and "scores.npz is missing or changed: the run is done again" in rerun.stdout
     assert (finished / "scores.npz").is_file()
+
+
+def test_a_requeued_attempt_waits_for_its_previous_attempts_process(tmp_path, monkeypatch):
+    """A run held elsewhere is skipped at once; a requeued SLURM job's attempt (SLURM_RESTART_COUNT)
+    waits for the holder, its previous attempt's process, to let go, and then holds the run."""
+    run_dir, acquired, release = tmp_path / "run", threading.Event(), threading.Event()
+
+    def previous_attempt():
+        with run_lock(run_dir) as held:
+            assert held
+            acquired.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=previous_attempt)
+    holder.start()
+    assert acquired.wait(10)
+    with run_lock(run_dir) as held:
+        assert not held
+    threading.Timer(1.0, release.set).start()
+    tic = time.monotonic()
+    with run_lock(run_dir, wait_s=30) as held:
+        assert held and 0.9 < time.monotonic() - tic < 10
+    holder.join()
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "2")
+    assert preemption.lock_wait_s() == preemption.REQUEUED_LOCK_WAIT_S
+    for first_attempt in ("0", ""):
+        monkeypatch.setenv("SLURM_RESTART_COUNT", first_attempt)
+        assert preemption.lock_wait_s() == 0
 
 
 def test_a_run_held_by_another_process_is_skipped_not_trained_twice(tmp_path):

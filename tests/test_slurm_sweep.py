@@ -109,6 +109,11 @@ def job_epochs(folder: Path, job: str) -> int:
     return len(re.findall(r"epoch \d+/\d+: loss_svdd", log.read_text())) if log.is_file() else 0
 
 
+def job_logs(folder: Path, tail: int = 3000) -> str:
+    """The end of each job's submitit logs, for an assertion's message."""
+    return "".join(f"\n== {p.name}\n{p.read_text()[-tail:]}" for p in sorted((folder / ".submitit").rglob("*_log.*")))
+
+
 def step_pid(env: dict, job: str) -> int:
     """The PID of the job's step (submitit's process in `srun`), from `scontrol listpids`."""
     run = lambda *cmd: subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30, check=True).stdout  # noqa: E731
@@ -195,7 +200,7 @@ def test_a_time_limit_mid_run_requeues_the_job_and_the_run_resumes(slurm_env, tm
     reference, reference_dir = start_reference_run(tmp_path, 0, epochs)
     code, out = finish(sweep(env, folder, "seed=0", f"trainer.epochs={epochs}", "hydra.launcher.timeout_min=2",
                              "hydra.launcher.signal_delay_s=30", "hydra.launcher.max_num_timeout=20"), timeout=1800)
-    assert code == 0 and summary_line(out).startswith("1 jobs: 1 done,"), out[-3000:]
+    assert code == 0 and summary_line(out).startswith("1 jobs: 1 done,"), out[-2000:] + job_logs(folder)
     run = runs_of(folder)[0]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "done" and metrics["resumed_after_epochs"], metrics

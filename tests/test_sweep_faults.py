@@ -27,13 +27,14 @@ from hydra.errors import HydraException
 from hydra.types import HydraContext, RunMode
 from omegaconf import OmegaConf
 
+from dsvdd_repro import train
 from dsvdd_repro.core.schema import ConfigError
 from dsvdd_repro.runs.config import validate
 from dsvdd_repro.runs.folders import SCORES_FILE, identity
 from dsvdd_repro.storage.integrity import file_record
 from dsvdd_repro.sweeps import filter as sweep_filter
 from hydra_plugins.dsvdd_repro_sweeper import grid_sweeper
-from tests.conftest import CONF_DIR, TINY, run_cli
+from tests.conftest import CONF_DIR, TINY, compose_config, run_cli
 from tests.test_sweeper import APP, launch_app
 
 APP_CONF = APP.parent / "conf"
@@ -157,11 +158,15 @@ def test_every_batch_runs_then_failures_and_invalid_jobs_raise_one_summary(tmp_p
     assert "sweep: invalid: seed=1: bad" in caplog.text
 
 
-def test_a_launched_run_found_finished_counts_as_done_not_skipped():
-    """A requeued SLURM job finds its run finished by its earlier attempt: the run's metrics come back
-    as skipped, but the filter had found it not done, so it finished during this sweep."""
-    finished = JobReturn(overrides=["seed=0"], status=JobStatus.COMPLETED,
-                         _return_value={"status": "skipped", "config_hash": "3f2a9c81d0e4", "test_auc": 0.6})
+def test_a_launched_run_found_finished_counts_as_done_not_skipped(tmp_path):
+    """A requeued SLURM job finds its run finished by its earlier attempt (the filter had found it
+    unfinished, so it finished during this sweep): what the job really returns then counts as done;
+    a run held by another process stays skipped."""
+    cfg = compose_config([*TINY, "trainer.epochs=1"])
+    train.run(cfg, tmp_path)
+    found_finished = train.job_result(tmp_path, train.run(cfg, tmp_path))
+    assert found_finished["status"] == "skipped" and found_finished["finished_as"] == "done"
+    finished = JobReturn(overrides=["seed=0"], status=JobStatus.COMPLETED, _return_value=found_finished)
     busy = JobReturn(overrides=["seed=1"], status=JobStatus.COMPLETED,
                      _return_value={"status": "skipped", "error": "running in another process"})
     assert grid_sweeper.job_outcome(finished) == ("done", None)

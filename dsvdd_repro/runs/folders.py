@@ -23,6 +23,7 @@ import logging
 import os
 import platform
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -244,23 +245,31 @@ def finished_run(run_dir: Path, run_identity: dict, memo: Path | None = None) ->
 
 
 @contextmanager
-def run_lock(run_dir: Path) -> Iterator[bool]:
-    """Hold the run folder's exclusive lock (True), or learn that another process holds it (False).
-    The kernel releases it when its holder dies, so a killed run never blocks its relaunch."""
+def run_lock(run_dir: Path, wait_s: float = 0.0) -> Iterator[bool]:
+    """Hold the run folder's exclusive lock (True), or learn that another process holds it (False),
+    after waiting up to `wait_s` seconds for it. The kernel releases it when its holder dies, so a
+    killed run never blocks its relaunch."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_FILE
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
+    path, deadline = run_dir / LOCK_FILE, time.monotonic() + wait_s
+    while True:
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(1.0)
+                    continue
+                yield False
+                return
+            if not path.exists() or os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino:
+                continue  # locked the file its last holder removed on leaving: lock the current one
+            try:
+                yield True
+            finally:
+                path.unlink(missing_ok=True)  # while still held: the next holder creates a new one
+                fcntl.flock(handle, fcntl.LOCK_UN)
             return
-        try:
-            yield True
-        finally:
-            path.unlink(missing_ok=True)  # while still held: the next holder creates a new one
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # the files a run writes atomically, below its folder: the only temporary files it may remove

@@ -40,6 +40,18 @@ def requested() -> bool:
     return bool(_noted)
 
 
+# how long a requeued job's attempt waits for a run folder's lock: its previous attempt's run process
+# may still be leaving (killed in uninterruptible I/O) when SLURM starts the next attempt
+REQUEUED_LOCK_WAIT_S = 120.0
+
+
+def lock_wait_s() -> float:
+    """Seconds to wait for a run held by another process: REQUEUED_LOCK_WAIT_S in a requeued SLURM
+    job (SLURM_RESTART_COUNT > 0), where the holder is this job's previous attempt; none elsewhere
+    (another sweep runs it: skip it at once)."""
+    return REQUEUED_LOCK_WAIT_S if int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0 else 0.0
+
+
 def die_with_parent() -> None:
     """End this process (SIGKILL) as soon as the process that started it dies. A job's step killed
     outright (kill -9, out of memory) would otherwise leave its runs training as orphans that the

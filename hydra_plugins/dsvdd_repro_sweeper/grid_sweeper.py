@@ -343,10 +343,9 @@ def job_outcome(result: Any) -> tuple[str, str | None]:
         return "failed", f"{type(e).__name__}: {one_line(e)}"
     if not (isinstance(value, Mapping) and value.get("status")):
         return "done", None
-    # a finished run's metrics (its config_hash) from a launched job, which the filter found not done:
-    # the run finished during this sweep, in an earlier attempt of its requeued SLURM job
-    status = str(value["status"])
-    return "done" if status == "skipped" and value.get("config_hash") else status, value.get("error")
+    # a launched job (the filter found its run unfinished) whose run was finished when it started: by an
+    # earlier attempt of its requeued SLURM job, during this sweep; it counts as what the run finished as
+    return str(value.get("finished_as") or value["status"]), value.get("error")
 
 
 def summary(counts: Mapping[str, int]) -> str:
