@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -12,6 +11,8 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
 
     Constant scores give 0.5; a split with one class only raises (an AUC would be meaningless).
     """
+    from sklearn.metrics import roc_auc_score  # here: scikit-learn takes ~1 s to import
+
     labels = np.asarray(labels)
     if np.unique(labels).size < 2:
         raise ValueError("AUROC needs both normal (0) and anomalous (1) samples")

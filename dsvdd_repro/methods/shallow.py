@@ -31,6 +31,7 @@ listing them. Ours, fixed before looking at any test score:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import time
@@ -38,9 +39,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import skops.io
-from sklearn.ensemble import IsolationForest
-from sklearn.svm import OneClassSVM
 from tqdm.auto import tqdm
 
 from dsvdd_repro.core.evaluation import auroc
@@ -155,6 +153,8 @@ class ShallowDetector(Detector):
         all came from the cache was never fitted in this run: it is fitted now, so that the saved
         model can transform new images."""
         self.features.ensure_fit()
+        import skops.io  # scikit-learn and skops are imported by the shallow runs alone (~2 s)
+
         return {"extractor": self.features.extractor.export_state(), "model": skops.io.dumps(self.model)}
 
     def load_export(self, state: dict) -> None:
@@ -170,19 +170,24 @@ class ShallowDetector(Detector):
         self.features._fitted = True  # fitted when the run saved it
         self.model = model
 
-    # the fitted model's class, and the types skops must be told to trust to load it (beyond its own
-    # defaults: scikit-learn estimators, numpy, builtins); nothing else in a received file is loaded
-    model_class: type = type(None)
+    # the fitted model's class (module.name), and the types skops must be told to trust to load it
+    # (beyond its own defaults: scikit-learn estimators, numpy, builtins); nothing else in a received
+    # file is loaded
+    model_class: str = ""
     skops_trusted: tuple[str, ...] = ()
 
     def _load_model(self, data: bytes):
+        import skops.io
+
+        module, name = self.model_class.rsplit(".", 1)
+        model_class = getattr(importlib.import_module(module), name)
         try:
             model = skops.io.loads(bytes(data), trusted=list(self.skops_trusted))
         except Exception as error:  # noqa: BLE001 - skops raises its own types for untrusted content
             raise UnsafeFileError(f"the saved {self.algorithm} model is not loaded ({one_line(error)})") from None
-        if not isinstance(model, self.model_class):
+        if not isinstance(model, model_class):
             raise UnsafeFileError(f"the saved {self.algorithm} model is a {type(model).__name__}, "
-                                  f"not a {self.model_class.__name__}")
+                                  f"not a {name}")
         return model
 
     def _fit(self, x_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray) -> dict:
@@ -256,7 +261,7 @@ class IForestConfig(ShallowConfig):
 
 class OCSVMDetector(ShallowDetector):
     algorithm = "ocsvm"
-    model_class = OneClassSVM
+    model_class = "sklearn.svm.OneClassSVM"
     fit_power = 2  # kernel SVMs scale quadratically
 
     def __init__(self, features: FeatureCache | None, *, nus: Sequence[float], gamma_exponents: Sequence[int],
@@ -275,6 +280,8 @@ class OCSVMDetector(ShallowDetector):
         return len(node["nus"]) * len(node["gamma_exponents"]), cls.train_rows(n_rows, node.get("max_train"))
 
     def _fit(self, x_train, x_val, y_val) -> dict:
+        from sklearn.svm import OneClassSVM
+
         n_total = len(x_train)
         n_used = self.train_rows(n_total, self.max_train)
         if n_used < n_total:
@@ -316,7 +323,7 @@ class OCSVMDetector(ShallowDetector):
 
 class IForestDetector(ShallowDetector):
     algorithm = "iforest"
-    model_class = IsolationForest
+    model_class = "sklearn.ensemble.IsolationForest"
     skops_trusted = ("sklearn.tree._tree.Tree",)  # the trees' node arrays
 
     def __init__(self, features: FeatureCache | None, *, trees: int, max_samples: int, **common):
@@ -328,6 +335,8 @@ class IForestDetector(ShallowDetector):
         return 1, n_rows  # one forest, on every row (each tree subsamples max_samples of them)
 
     def _fit(self, x_train, x_val, y_val) -> dict:
+        from sklearn.ensemble import IsolationForest
+
         max_samples = min(self.max_samples, len(x_train))
         self.model = IsolationForest(
             n_estimators=self.trees, max_samples=max_samples, random_state=self.seed, n_jobs=1

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet18
 
 from dsvdd_repro.core.schema import config_node, one_of
 from dsvdd_repro.models.weights import load_backbone_weights
@@ -58,6 +57,8 @@ class ResNet18Config:
 class ResNet18Features(nn.Module):
     def __init__(self, pooling: str, bias: bool, weights: str, bias_free: str):
         super().__init__()
+        from torchvision.models import resnet18  # here: a LeNet or shallow run never imports torchvision (~1.5 s)
+
         net = resnet18(weights=None)
         self.weights_info = load_backbone_weights(net, weights)
         self.body = nn.Sequential(

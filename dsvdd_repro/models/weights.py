@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchvision.models import ResNet18_Weights, resnet18
 
 from dsvdd_repro.storage.integrity import sha256_of
 from dsvdd_repro.storage.received import one_line, refused_global, unpickler_reason
@@ -32,6 +31,8 @@ class WeightsError(ValueError):
 
 def imagenet_weights_path() -> Path:
     """Where torchvision keeps (or would download) the ImageNet ResNet-18 weights."""
+    from torchvision.models import ResNet18_Weights  # here: torchvision takes ~1.5 s to import
+
     url = ResNet18_Weights.IMAGENET1K_V1.url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
@@ -47,6 +48,8 @@ def resolve_weights(spec: str) -> str:
 
 
 def load_imagenet_state() -> tuple[dict, dict]:
+    from torchvision.models import ResNet18_Weights
+
     weights = ResNet18_Weights.IMAGENET1K_V1
     path = imagenet_weights_path()
     previous_timeout = socket.getdefaulttimeout()
@@ -107,6 +110,8 @@ def _describe_keys(keys: list[str]) -> str:
 @functools.cache
 def _backbone_shapes() -> dict[str, tuple[int, ...]]:
     """The shape of every ResNet-18 backbone tensor (all but `fc.*`), built without memory."""
+    from torchvision.models import resnet18
+
     with torch.device("meta"):
         net = resnet18(weights=None)
     return {key: tuple(value.shape) for key, value in net.state_dict().items() if not key.startswith("fc.")}
