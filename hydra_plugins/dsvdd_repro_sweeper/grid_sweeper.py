@@ -1,15 +1,10 @@
-"""A grid sweeper that launches each job of a Cartesian grid only with the axes that apply to it.
-
-A job drops the axes its config lacks (a group not chosen: OC-SVM's objective; a key that does not exist:
-`regularizer.k` without a regularizer), as overriding them would fail or silently put a group back; the
-grid points `exclude` names are left out, and each distinct job is launched once, in grid order. Configs
-are composed (0.1-0.2 s each) once per combination of group choices (Table VI's 16,000 grid points: 5); a
-job's config is its composition with its swept values set by OmegaConf, or Hydra's own composition where
-that could differ. A job whose config cannot be composed, or that the optional `job_filter` says is
-invalid, is logged in one line and not launched; one it says is done is skipped. A failed job stops no
-later batch; once all ran, one summary line, and SweepError (exit status 1) if a job failed or was
-invalid. Hydra's public plugin API only (no `hydra._internal`).
-"""
+"""A grid sweeper that launches each distinct job of a Cartesian grid, in grid order, with only the axes its
+config has: overriding a group not chosen (OC-SVM's objective) or a key that does not exist (`regularizer.k`
+without a regularizer) would fail or silently put a group back. Configs are composed (0.1-0.2 s each) once
+per combination of group choices (Table VI's 16,000 grid points: 5); a job's config is its composition with
+its swept values set by OmegaConf, or Hydra's own composition where that could differ. Grid points `exclude`
+names, jobs that cannot be composed and those `job_filter` says are invalid or done are not launched; a
+failed job stops no later batch. Hydra's public plugin API only (no `hydra._internal`)."""
 
 # No `from __future__ import annotations`: Hydra imports plugin modules without registering them in
 # sys.modules, and OmegaConf cannot resolve the structured config's string annotations then.
@@ -49,13 +44,10 @@ class GridSweeperConf:
     max_batch_size: int | None = None  # jobs per launcher call (None: the whole grid in one call)
     params: dict[str, str] | None = None  # the experiment's axes: key -> sweep ("a,b", "range(5)", "x")
     restrict: dict[str, str] | None = None  # a profile's values: replace an axis's values, add no axis
-    # `module.name(job: SweepJob) -> ("run" | "done" | "invalid", reason)`: whether the launcher gets a job
-    job_filter: str | None = None
-    # grid points that are no job (neither launched nor counted): those with every override of an entry,
-    # e.g. [setup.normal_class=0, setup.labeled_anomaly_class=0]
-    exclude: list[list[str]] | None = None
-    # whether invalid jobs make the sweep exit non-zero (failed ones always do); `reproduce` sets it false:
-    # its report shows such cells as missing, with reasons
+    job_filter: str | None = None  # `module.name(job: SweepJob) -> ("run" | "done" | "invalid", reason)`
+    # grid points that are no job (neither launched nor counted): those with every override of an entry
+    exclude: list[list[str]] | None = None  # e.g. [[setup.normal_class=0, setup.labeled_anomaly_class=0]]
+    # invalid jobs make the exit status 1 (failed ones always do), unless false: `reproduce` reports them
     fail_on_invalid: bool = True
 
 
@@ -206,8 +198,7 @@ def expand_grid(axes: Sequence[Axis], compose: Callable[[list[str]], DictConfig]
             raise ConfigCompositionException(f"cannot compose {' '.join(overrides)}: {one_line(e)}") from e
 
     def chose(overrides: list[str], group: str) -> bool:
-        """Whether the config chose an option of `group` (not null); without Hydra's record of the choices
-        (the compose API's config), whether the group's node is there."""
+        """Whether it chose an option of `group` (not null), or has its node (compose API: no choices)."""
         cfg = composed(overrides)
         if group in (choices := OmegaConf.select(cfg, "hydra.runtime.choices", default={})):
             return choices[group] is not None
@@ -250,11 +241,11 @@ def grid_axes(arguments: Sequence[str], params: Mapping[str, str], restrict: Map
     wins for a key params has, in params' position, as with the basic sweeper; so does `restrict`, for
     an axis params sweeps and the command line does not give."""
 
-    def parse(lines: Sequence[str]) -> dict[str, Override]:
+    def parse(lines: Sequence[str] | Mapping[str, str]) -> dict[str, Override]:
+        lines = [f"{key}={value}" for key, value in lines.items()] if isinstance(lines, Mapping) else lines
         return {override.get_key_element(): override for override in parser.parse_overrides(list(lines))}
 
-    from_params, given = parse([f"{k}={v}" for k, v in params.items()]), parse(arguments)
-    restricted = parse([f"{key}={value}" for key, value in restrict.items()])
+    from_params, given, restricted = parse(params), parse(arguments), parse(restrict)
     swept = {*from_params, *(key for key, override in given.items() if override.is_sweep_override())}
     axes = []
     for key, override in {**from_params, **given}.items():
@@ -335,22 +326,19 @@ class SweepError(CompactHydraException):
 
 
 def job_outcome(result: Any) -> tuple[str, str | None]:
-    """(status, error) of a launched job's JobReturn: FAILED (an exception escaped the task) is
-    "failed"; a dict return value gives its "status" (and "error"); any other return value is "done"."""
+    """(status, error) of a launched job's JobReturn: "failed", a dict's "status" and "error", else "done"."""
     try:
         value = result.return_value  # raises the job's exception when it failed
     except Exception as e:
         return "failed", f"{type(e).__name__}: {one_line(e)}"
     if not (isinstance(value, Mapping) and value.get("status")):
         return "done", None
-    # a launched job (the filter found its run unfinished) whose run was finished when it started: by an
-    # earlier attempt of its requeued SLURM job, during this sweep; it counts as what the run finished as
+    # a launched job whose run an earlier attempt of its requeued SLURM job finished: what it finished as
     return str(value.get("finished_as") or value["status"]), value.get("error")
 
 
 def summary(counts: Mapping[str, int]) -> str:
-    """`sweep: 120 jobs: 80 done, 30 skipped (already done), 5 invalid, 3 failed, 2 diverged`: what the
-    tasks returned (dsvdd_repro's {"status": ...}) or the sweeper decided, then any other status."""
+    """`sweep: 120 jobs: 80 done, 30 skipped (already done), 5 invalid, 3 failed, 2 diverged`, then others."""
     counts = {**dict.fromkeys(("done", "skipped", "invalid", "failed", "diverged"), 0), **counts}
     return f"sweep: {sum(counts.values())} jobs: " + ", ".join(
         f"{n} {'skipped (already done)' if status == 'skipped' else status}" for status, n in counts.items())
