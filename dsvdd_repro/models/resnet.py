@@ -57,7 +57,8 @@ class ResNet18Config:
 class ResNet18Features(nn.Module):
     def __init__(self, pooling: str, bias: bool, weights: str, bias_free: str):
         super().__init__()
-        from torchvision.models import resnet18  # here: a LeNet or shallow run never imports torchvision (~1.5 s)
+        # imported here: a LeNet or shallow run never imports torchvision (~1.5 s)
+        from torchvision.models import resnet18
 
         net = resnet18(weights=None)
         self.weights_info = load_backbone_weights(net, weights)

@@ -1,10 +1,13 @@
 """Write the report of one profile: `python -m dsvdd_repro.report runs/<profile> --out results/<profile>`.
 
 Outputs: runs.csv (every run, finished, failed or diverged, full precision), table{I..VI}.{md,csv,tex}
-(ours mean +- std (n; failed and diverged runs) beside the paper's value, difference, cells beyond the
-paper's spread marked; the CSV's AUCs rounded as the Markdown prints them), fig1.png, fig2.png, and
-REPORT.md (what was reproduced per table, with which data and weights, what is missing and why, each
-missing cell with the reasons its own jobs gave); when their runs exist, ruff2018.{md,csv}
+(ours mean +- std (n; failed and diverged runs) beside the paper's value, difference, each cell's
+verdict against the paper under a significance test (`report.significance`); the CSV's AUCs rounded
+as the Markdown prints them), fig1.png and fig2.png (ours beside the paper's bars where its tables give
+them), claims.md (the paper's conclusions checked on its numbers and on ours, rank agreement per table:
+`report.claims`), and REPORT.md (what was reproduced per table, with which data and weights, what is
+missing and why, each missing cell with the reasons its own jobs gave, the claims' verdicts, and the
+caveats that change how a cell reads, counted from the runs: `report.caveats`); when their runs exist, ruff2018.{md,csv}
 (the original deep SVDD protocol) and collapse.{md,csv} with fig_collapse.png (the collapse study). Reads only the run folders and the
 package's published tables, so it runs from any folder.
 """
@@ -12,18 +15,22 @@ package's published tables, so it runs from any folder.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from dsvdd_repro.report import collapse
+from dsvdd_repro.report.caveats import reading_caveats
+from dsvdd_repro.report.claims import write_claims
 from dsvdd_repro.report.collect import collect_runs, collect_unstarted
 from dsvdd_repro.report.figures import draw_figure1, draw_figure2, figure1_data, figure2_data, figure_caveats
 from dsvdd_repro.report.protocol import paper_epochs, paper_image_size, paper_seeds, paper_styles
 from dsvdd_repro.report.published import load_published, table_names
 from dsvdd_repro.report.ruff2018 import ruff2018_cells
 from dsvdd_repro.report.ruff2018 import to_markdown as ruff2018_markdown
+from dsvdd_repro.report.significance import ALPHA, CONSISTENT, DIFFERS, TOO_FEW_RUNS, power, runs_needed
 from dsvdd_repro.report.tables import (
     cell_mask,
     finished,
@@ -176,22 +183,45 @@ def _write_table(cells: pd.DataFrame, table: str, out: Path) -> None:
     """One table as CSV (rounded as printed), Markdown and LaTeX."""
     rounded(cells).to_csv(out / f"table{table}.csv", index=False)
     wide = pivot(cells)
-    title = f"# Table {table}: ours (mean ± std, n finished runs; failed and diverged runs) / paper\n\n"
+    title = (f"# Table {table}: ours (mean ± std, n finished runs; failed and diverged runs) verdict "
+             f"/ paper\n\nVerdict: `{DIFFERS} (p=...) †` where ours differs from the paper's mean ± std over "
+             f"its seeds (one-vs-all: its classes) at Holm-adjusted p < {ALPHA:g} over this table's cells "
+             f"(Welch's t; one run of ours: the paper's prediction interval), `{CONSISTENT}` where not, "
+             f"`{TOO_FEW_RUNS}` where nothing could be tested; see dsvdd_repro/report/significance.py.\n\n")
     (out / f"table{table}.md").write_text(title + to_markdown(wide))
     (out / f"table{table}.tex").write_text(to_latex(wide))
 
 
 def _summary_lines(tables: dict[str, pd.DataFrame]) -> list[str]:
-    """REPORT.md's per-table counts of reproduced, missing, failed, diverged and beyond-spread cells."""
-    lines = ["| table | cells | reproduced | missing | failed | diverged | beyond the paper's spread |",
-             "|---|---|---|---|---|---|---|"]
+    """REPORT.md's per-table counts of reproduced, missing, failed and diverged cells, and of each
+    verdict (every cell has one: the cells without a finished run are `too few runs`)."""
+    lines = [f"| table | cells | reproduced | missing | failed | diverged | {CONSISTENT} | {DIFFERS} | "
+             f"{TOO_FEW_RUNS} |", "|---|---|---|---|---|---|---|---|---|"]
     for table, cells in tables.items():
-        counts = cells["status"].value_counts()
+        counts, verdicts = cells["status"].value_counts(), cells["verdict"].value_counts()
         lines.append(
             f"| {table} | {len(cells)} | {counts.get('ok', 0)} | {counts.get('missing', 0)} | "
-            f"{counts.get('failed', 0)} | {counts.get('diverged', 0)} | {int(cells['beyond_spread'].sum())} |"
+            f"{counts.get('failed', 0)} | {counts.get('diverged', 0)} | {verdicts.get(CONSISTENT, 0)} | "
+            f"{verdicts.get(DIFFERS, 0)} | {verdicts.get(TOO_FEW_RUNS, 0)} |"
         )
     return lines
+
+
+def _power_line(tables: dict[str, pd.DataFrame], difference: float = 2.0, target: float = 0.8) -> str:
+    """How many runs of ours a cell needs to detect `difference` points at the median paper spread of
+    the tables' cells over seeds (one-vs-all spreads are over classes, a different scale)."""
+    cells = pd.concat(tables.values())
+    seeds = cells[cells["setup"] != "one_vs_all"]
+    if seeds.empty:
+        return "Power: no cell with a spread over seeds."
+    spread, paper_n = float(seeds["paper_spread"].median()), int(seeds["paper_n"].median())
+    needed = runs_needed(spread, difference, paper_n, target)
+    limit = power(math.inf, spread, difference, paper_n)  # the paper's own mean is uncertain too
+    what = (f"takes {needed} runs of ours per cell" if needed else
+            f"is out of reach for any number of runs of ours (power at most {limit:.0%})")
+    return (f"Power: at the median paper spread over seeds ({spread:g} points, {paper_n} seeds), detecting a "
+            f"{difference:g}-point difference with {target:.0%} power (alpha {ALPHA:g} per cell, before the "
+            f"correction) {what}.")
 
 
 def _diverged_line(run) -> str:
@@ -221,7 +251,13 @@ def _report_lines(runs_root: Path, runs: pd.DataFrame, tables: dict[str, pd.Data
         "Cells: ours = mean ± std over seeds (one-vs-all: over normal classes) with the number n of finished "
         "runs (done, and diverged runs scored on the model from before the divergence: \"n=3, 1 pre-divergence\") "
         "and the cell's runs that did not finish (\"n=3; 1 failed, 2 diverged\"); "
-        "paper = the published value ± spread; † = ours differs by more than the paper's spread.",
+        "paper = the published value ± spread over its seeds (one-vs-all: over its classes); "
+        f"verdict = `{DIFFERS} (p=...) †` where a test (Welch's t; one run of ours: where it falls in "
+        f"the paper's seed distribution) rejects equal means at Holm-adjusted p < {ALPHA:g} over the "
+        f"table's cells, `{CONSISTENT}` where not, `{TOO_FEW_RUNS}` where nothing could be tested "
+        "(no finished run); "
+        "dsvdd_repro/report/significance.py states the test and its assumptions.",
+        _power_line(tables),
         "",
         "## Per table",
         "",
@@ -284,6 +320,8 @@ def write_report(runs_root: Path, out: Path, produced_by: str | None = None) -> 
     draw_figure1(figure1_data(runs, published), caveats["fig1"]).savefig(out / "fig1.png", dpi=120)
     draw_figure2(figure2_data(runs, published), caveats["fig2"]).savefig(out / "fig2.png", dpi=120)
     lines = _report_lines(runs_root, runs, tables, collect_unstarted(runs_root, published), produced_by)
+    lines += ["", "## The paper's conclusions checked (claims.md)", "", *write_claims(tables, out)]
+    lines += ["", "## Read the cells with these caveats", "", *reading_caveats(runs, tables, every_run)]
     if extra:
         lines += ["", "## Beyond the paper's tables", "", *extra]
     (out / "REPORT.md").write_text("\n".join(lines) + "\n")

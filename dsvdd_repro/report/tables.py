@@ -22,6 +22,10 @@ AUCs in percent. A cell is never dropped; its status says what it holds:
 Besides the finished runs, every cell counts its runs that failed (`n_failed`) and that diverged
 without a score (`n_diverged`), over all values of the selected parameter, so that "n=1" never hides
 the cell's other runs: `61.2±1.3 (n=4; 1 failed)`, `61.2±1.3 (n=3; 2 diverged)`, `diverged (2 diverged)`.
+Every cell has a verdict against the paper (`significance.add_verdicts`, the table's cells the family
+of its Holm correction): `consistent`, `differs` (printed `differs (p=0.003) †`, p Holm-adjusted) or
+`too few runs` (no test: no finished run, or nothing to test against); the test's n is `ours_n` (our
+seeds; one-vs-all: our normal classes) against the paper's `paper_n` (its seeds, or its classes).
 The figures reuse `table_cells` with another pooling or learning-rate scheme, so they choose and
 aggregate exactly as the tables do.
 """
@@ -33,9 +37,11 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 
-from dsvdd_repro.report.protocol import paper_backbone_lr_factor, paper_pooling
+from dsvdd_repro.core.schema import NODE_CLASSES
+from dsvdd_repro.report.protocol import paper_backbone_lr_factor, paper_pooling, paper_seeds
 from dsvdd_repro.report.published import KEY_COLUMNS
 from dsvdd_repro.report.selection import select_by_validation
+from dsvdd_repro.report.significance import DIFFERS, TEST_COLUMNS, add_verdicts
 from dsvdd_repro.runs.config import selected_axes
 
 # What makes one cell for the selection of a parameter: the published key, the scheme, the classes.
@@ -51,7 +57,7 @@ def cell_columns() -> tuple[str, ...]:
         "table", "variant", "row_label", "objective", "column_label", "dataset", "setup", "semi_supervised",
         "train_anomaly", "val_anomaly", "test_anomaly", "lr", "weighting", "paper_mean", "paper_spread",
         "ours_mean", "ours_std", "n_runs", "n_pre_divergence", "n_failed", "n_diverged", "n_classes",
-        *selected_axes(), "diff", "beyond_spread", "status",
+        *selected_axes(), "diff", "ours_n", "paper_n", *TEST_COLUMNS, "status",
     )
 
 
@@ -108,6 +114,15 @@ def aggregate(done: pd.DataFrame, one_vs_all: bool) -> tuple[float, float, int]:
     return float(values.mean()), std, int(done["normal_class"].nunique()) if one_vs_all else 0
 
 
+def paper_n(cell: pd.Series) -> float:
+    """How many values the paper's mean ± spread is over: its seeds per cell (`paper_seeds`), for
+    one-vs-all the dataset's normal classes (its node's `n_classes`: the paper averages CIFAR-10's 10;
+    the nodes are registered by `selected_axes`); NaN where the node does not know its classes."""
+    if cell["setup"] != "one_vs_all":
+        return float(paper_seeds())
+    return float(getattr(NODE_CLASSES.get(("dataset", cell["dataset"])), "n_classes", np.nan))
+
+
 def table_cells(runs: pd.DataFrame, published: pd.DataFrame, table: str, *,
                 backbone_lr_factor: float | None = None, pooling: str | None = None) -> pd.DataFrame:
     """One row per published cell of `table` (`cell_columns`): ours beside the paper's, under the
@@ -127,21 +142,22 @@ def table_cells(runs: pd.DataFrame, published: pd.DataFrame, table: str, *,
             "train_anomaly": cell["train_anomaly"], "val_anomaly": cell["val_anomaly"],
             "test_anomaly": cell["test_anomaly"], "lr": cell["lr"],
             "weighting": cell["weighting"], "paper_mean": cell["mean"], "paper_spread": cell["spread"],
-            "n_runs": len(done), "n_pre_divergence": int((done["status"] == "diverged").sum()),
+            "paper_n": paper_n(cell), "n_runs": len(done),
+            "n_pre_divergence": int((done["status"] == "diverged").sum()),
             "n_failed": n_failed, "n_diverged": n_diverged, **{param: _chosen(done, param) for param in params},
         }
         if done.empty:
             # a failure says more than a divergence (a bug, a crash): `diverged` only when no run failed
             status = "failed" if n_failed else "diverged" if n_diverged else "missing"
-            row.update(ours_mean=np.nan, ours_std=np.nan, n_classes=0, diff=np.nan, beyond_spread=False,
-                       status=status)
+            row.update(ours_mean=np.nan, ours_std=np.nan, n_classes=0, diff=np.nan, ours_n=0, status=status)
         else:
-            mean, std, n_classes = aggregate(done, cell["setup"] == "one_vs_all")
-            diff = mean - cell["mean"]
-            row.update(ours_mean=mean, ours_std=std, n_classes=n_classes, diff=diff,
-                       beyond_spread=bool(abs(diff) > cell["spread"]), status="ok")
+            one_vs_all = cell["setup"] == "one_vs_all"
+            mean, std, n_classes = aggregate(done, one_vs_all)
+            # the test's n: the values ours_std is over (`aggregate`)
+            row.update(ours_mean=mean, ours_std=std, n_classes=n_classes, diff=mean - cell["mean"],
+                       ours_n=n_classes if one_vs_all else len(done), status="ok")
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(cell_columns()))
+    return add_verdicts(pd.DataFrame(rows, columns=list(cell_columns())))
 
 
 def _one_decimal(value: float) -> float:
@@ -166,20 +182,31 @@ def _unfinished(cell: pd.Series) -> str:
     return ", ".join(f"{count} {what}" for count, what in counts if count)
 
 
+def _p_text(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.2g}"
+
+
+def _verdict_text(cell: pd.Series) -> str:
+    """`differs (p=0.003) †` (p Holm-adjusted), `consistent` or `too few runs`."""
+    if cell["verdict"] == DIFFERS:
+        return f"differs ({_p_text(cell['p_adjusted'])}) †"
+    return cell["verdict"]
+
+
 def format_cell(cell: pd.Series) -> str:
-    """`61.2±1.3 (n=4; 1 failed) † / 65.9±1.0`, `61.2±1.3 (n=3, 1 pre-divergence; 2 diverged) / ...`,
-    `diverged (2 diverged) / ...`, `failed (1 failed) / ...`, `missing / ...`."""
+    """`61.2±1.3 (n=4; 1 failed) differs (p=0.003) † / 65.9±1.0`, `61.2±1.3 (n=3, 1 pre-divergence;
+    2 diverged) consistent / ...`, `diverged (2 diverged) / ...`, `failed (1 failed) / ...`,
+    `missing / ...` (a cell without a finished run has no test: its status says why)."""
     paper = f"{cell['paper_mean']:.1f}±{cell['paper_spread']:g}"
     unfinished = _unfinished(cell)
     if cell["status"] != "ok":
         return f"{cell['status']} ({unfinished}) / {paper}" if unfinished else f"{cell['status']} / {paper}"
-    mark = " †" if cell["beyond_spread"] else ""
     # one run has no spread to show (one-vs-all cells average classes, so n counts runs there too)
     spread = f"±{cell['ours_std']:.1f}" if cell["n_runs"] > 1 else ""
     pre = _count(cell, "n_pre_divergence")
     counts = f"n={cell['n_runs']}" + (f", {pre} pre-divergence" if pre else "")
     counts += f"; {unfinished}" if unfinished else ""
-    return f"{cell['ours_mean']:.1f}{spread} ({counts}){mark} / {paper}"
+    return f"{cell['ours_mean']:.1f}{spread} ({counts}) {_verdict_text(cell)} / {paper}"
 
 
 def row_name(cell: pd.Series) -> str:
@@ -209,7 +236,8 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def _latex_escape(text: str) -> str:
-    escapes = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"))
+    escapes = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+               ("<", r"$<$"))
     for char, escaped in escapes:
         text = text.replace(char, escaped)
     return text.replace("±", r"$\pm$").replace("†", r"$^\dagger$").replace("σ²", r"$\sigma^2$")
