@@ -96,11 +96,17 @@ def start_reference_run(tmp_path: Path, seed: int, epochs: int) -> tuple[subproc
     return process, folder
 
 
-def reference_run(tmp_path: Path, seed: int, epochs: int) -> Path:
-    process, folder = start_reference_run(tmp_path, seed, epochs)
+def finished_reference(process: subprocess.Popen, folder: Path) -> Path:
+    """The reference run's folder, once it has finished (started beside the sweep: it trains while
+    the test waits on SLURM)."""
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-2000:]
     return folder
+
+
+def first_job(env: dict) -> str:
+    """The running job of the array's first task (`<id>_0`): seed 0's (and seed 1's, packed)."""
+    return next(job for job in running_jobs(env) if job.endswith("_0"))
 
 
 def job_epochs(folder: Path, job: str) -> int:
@@ -129,8 +135,9 @@ def test_a_packed_array_sweep_survives_a_requeue_mid_training(slurm_env, tmp_pat
     metrics.json names and equal to uninterrupted runs; a relaunch runs nothing."""
     env, folder, epochs = {**slurm_env, "DSVDD_CACHE_DIR": str(tmp_path / "cache")}, tmp_path / "sweep", 40
     process = sweep(env, folder, SEEDS, f"trainer.epochs={epochs}", "hydra.launcher.runs_per_job=2")
+    reference, reference_dir = start_reference_run(tmp_path, 0, epochs)  # seed 0: in the job requeued
     wait_for(lambda: any(epochs_logged(run) >= 3 for run in training_runs(folder)), 300, "a run at epoch 3")
-    job = running_jobs(env)[0]  # both jobs run at once (a core each): either has a run mid-training
+    job = first_job(env)  # both jobs run at once (a core each): each has its runs mid-training
     subprocess.run(["scontrol", "requeue", job], env=env, check=True, timeout=30)
     code, out = finish(process)
     assert code == 0, out[-3000:]
@@ -144,7 +151,8 @@ def test_a_packed_array_sweep_survives_a_requeue_mid_training(slurm_env, tmp_pat
         log = (runs[seed] / "train.log").read_text()
         assert f"resumed from the checkpoint after epoch {resumed[seed]} of {epochs}" in log
         assert "SIGTERM received" in log
-    assert_identical(runs[requeued[0]], reference_run(tmp_path, requeued[0], epochs))
+    assert 0 in requeued, resumed
+    assert_identical(runs[0], finished_reference(reference, reference_dir))
     code, out = finish(sweep(env, folder, SEEDS, f"trainer.epochs={epochs}", "hydra.launcher.runs_per_job=2"))
     assert code == 0 and "4 skipped (already done)" in summary_line(out), out[-2000:]
 
@@ -157,8 +165,10 @@ def test_an_array_sweep_with_submitits_signal_and_jobs_killed_outright(slurm_env
     env, folder, epochs = {**slurm_env, "DSVDD_CACHE_DIR": str(tmp_path / "cache")}, tmp_path / "sweep", 40
     args = (SEEDS, f"trainer.epochs={epochs}", "hydra.launcher.runs_per_job=1")
     process = sweep(env, folder, *args)
+    reference, reference_dir = start_reference_run(tmp_path, 0, epochs)  # seed 0: the job signalled
     wait_for(lambda: sum(job_epochs(folder, job) >= 3 for job in running_jobs(env)) >= 2, 300, "two runs at epoch 3")
-    signalled, cancelled = running_jobs(env)[:2]
+    signalled = first_job(env)
+    cancelled = next(job for job in running_jobs(env) if job != signalled)
     # delivered to the job's step at once; scancel then keeps retrying to signal the job, which submitit
     # is already requeueing ("can not be altered now"), and would signal it again once it restarts:
     # stopped as soon as the job has left RUNNING
@@ -179,9 +189,9 @@ def test_an_array_sweep_with_submitits_signal_and_jobs_killed_outright(slurm_env
     statuses = {seed: json.loads((run / "metrics.json").read_text()) for seed, run in runs_of(folder).items()}
     assert len(statuses) == 2 and all(m["status"] == "done" for m in statuses.values())
     resumed = [seed for seed, m in statuses.items() if m["resumed_after_epoch"] is not None]
-    assert resumed, "the signalled job's run resumed"
-    assert "SIGUSR2 received" in (runs_of(folder)[resumed[0]] / "train.log").read_text()
-    assert_identical(runs_of(folder)[resumed[0]], reference_run(tmp_path, resumed[0], epochs))
+    assert resumed == [0], f"the signalled job's run (seed 0) resumed: {resumed}"
+    assert "SIGUSR2 received" in (runs_of(folder)[0] / "train.log").read_text()
+    assert_identical(runs_of(folder)[0], finished_reference(reference, reference_dir))
     code, out = finish(sweep(env, folder, *args))
     assert code == 0 and summary_line(out).startswith("4 jobs: 2 done, 2 skipped (already done)"), out[-3000:]
     relaunched = [m for m in (json.loads((run / "metrics.json").read_text()) for run in runs_of(folder).values())
@@ -209,6 +219,4 @@ def test_a_time_limit_mid_run_requeues_the_job_and_the_run_resumes(slurm_env, tm
     assert "SIGUSR2 received" in log and f"after epoch {metrics['resumed_after_epochs'][0]} of {epochs}" in log
     submitit_logs = "".join(p.read_text() for p in (folder / ".submitit").rglob("*_log.err"))
     assert "this job is timed-out" in submitit_logs
-    _, err = reference.communicate(timeout=600)
-    assert reference.returncode == 0, err[-2000:]
-    assert_identical(run, reference_dir)
+    assert_identical(run, finished_reference(reference, reference_dir))

@@ -123,9 +123,10 @@ def test_cli_bad_input_exits_nonzero_with_one_clear_line(tmp_path):
 @pytest.mark.slow
 @needs_cifar10
 def test_real_cifar10_one_vs_all_end_to_end(tmp_path):
+    """The whole real test set scored; the network is the small LeNet: the protocol is under test here."""
     result = run_cli([
         "dataset=cifar10", f"dataset.root={REAL_CIFAR10}", "setup=one_vs_all", "setup.normal_class=3",
-        "model.bias=true", "model.weights=none", "trainer.epochs=1", "profile.max_val=1000", "seed=0",
+        "model=lenet_cifar10", "model.bias=true", "trainer.epochs=1", "profile.max_val=1000", "seed=0",
         "trainer.progress=false", f"hydra.run.dir={tmp_path}",
     ])
     assert result.returncode == 0, result.stderr[-2000:]
@@ -140,7 +141,7 @@ def test_real_cifar10_one_vs_all_end_to_end(tmp_path):
 def test_real_cifar10_strokes_alteration_end_to_end(tmp_path):
     result = run_cli([
         "dataset=cifar10", f"dataset.root={REAL_CIFAR10}", "setup=alteration", "anomaly=strokes",
-        "anomaly.thickness=1", "model.weights=none", "trainer.epochs=1", "profile.max_train=1000",
+        "anomaly.thickness=1", "model=lenet_cifar10", "trainer.epochs=1", "profile.max_train=1000",
         "profile.max_val=1000", "trainer.progress=false", f"hydra.run.dir={tmp_path}",
     ])
     assert result.returncode == 0, result.stderr[-2000:]
